@@ -1,0 +1,52 @@
+# facetransfer: the two commands a new user needs are `make repro` and `make test`.
+# Every target installs what it needs first (`setup` is idempotent).
+
+VENV   := .venv
+BIN    := $(abspath $(VENV))/bin
+PYTHON ?= python3
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup data repro smoke test test-all bench ui
+
+setup: $(VENV)/.installed
+
+# Reinstall when the dependency list changes. torch/torchvision are pinned in
+# pyproject.toml to the builds that lie on this machine's disk.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# data/ must match data.dvc: restore it from the DVC cache, or regenerate it
+# (same seed, same bytes), then check the hash.
+data: setup
+	@dvc status -q data.dvc 2>/dev/null || dvc checkout -q --force data.dvc 2>/dev/null || true
+	@dvc status -q data.dvc 2>/dev/null || facetransfer synth --out data
+	@dvc status -q data.dvc || { echo "error: data/ does not match the hash in data.dvc (see README: determinism)"; exit 1; }
+	@dvc commit -q --force data.dvc
+
+# The main job: the full default pipeline on the synthetic benchmark.
+repro: data
+	dvc repro
+
+# The whole pipeline on a tiny benchmark and the smoke profile, in this working
+# tree (outputs land where `make repro` puts them; run `make repro` to go back).
+smoke: setup
+	facetransfer synth --out data --smoke
+	@cp params.yaml .params.default.yaml
+	@cp profiles/smoke.yaml params.yaml
+	@trap 'mv .params.default.yaml params.yaml' EXIT; dvc repro
+
+test: setup
+	pytest -m "not slow" -q
+
+test-all: setup
+	pytest -q
+
+bench: setup
+	python bench/synth_prepare.py
+	python bench/learnability.py
+
+ui: setup
+	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db

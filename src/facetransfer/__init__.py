@@ -1,0 +1,3 @@
+"""facetransfer: explainable transfer learning for facial-expression recognition."""
+
+__version__ = "0.1.0"

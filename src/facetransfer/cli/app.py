@@ -1,0 +1,66 @@
+"""The Typer app every stage command registers on, and what they share."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from facetransfer.config import ConfigError
+from facetransfer.data.errors import DatasetFormatError
+from facetransfer.data.splits import SelectionError
+
+app = typer.Typer(
+    help="facetransfer: what did a transferred facial-expression model gain, and what did it forget?\n\n"
+    "Each command is one stage of the DVC pipeline (see dvc.yaml); run the whole study with `dvc repro`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+# Errors a user can fix: reported as one line, exit status 2, no traceback.
+USER_ERRORS = (ConfigError, DatasetFormatError, SelectionError, FileNotFoundError)
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="Params file; the command reads its own section.")]
+DatasetsOption = Annotated[str, typer.Option(help="Comma-separated subset of: affectnet,unbc,ckplus,ferplus.")]
+WorkersOption = Annotated[int, typer.Option(min=1, help="Worker processes.")]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a user-fixable error into `error: <one line>` on stderr and exit status 2."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
+    """A `progress(name, done, total)` callback drawing one rich bar per name (quiet when not a TTY)."""
+    with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, disable=not sys.stderr.isatty()) as bars:
+        tasks: dict[str, int] = {}
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.update(tasks[name], completed=done, total=total)
+
+        yield update
+
+
+def split_names(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown {unknown}; choose from {','.join(allowed)}", param_hint=option)
+    return names

@@ -1,0 +1,41 @@
+"""`facetransfer prepare`: crop, resize and split the native datasets into arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facetransfer.cli.app import DatasetsOption, ParamsOption, WorkersOption, app, progress_bars, split_names, user_errors
+from facetransfer.config import load_section
+from facetransfer.data.prepare import PLANNERS, prepare as prepare_all
+from facetransfer.fsutil import write_json_atomic
+
+
+@app.command()
+def prepare(
+    data: Annotated[Path, typer.Option(help="Folder holding affectnet/ unbc/ ckplus/ ferplus/ in native layouts.")],
+    out: Annotated[Path, typer.Option(help="Folder for prepared/<dataset>/ arrays and split CSVs.")],
+    metrics: Annotated[Path | None, typer.Option(help="Write row counts per dataset and split here (JSON).")] = None,
+    datasets: DatasetsOption = ",".join(PLANNERS),
+    params: ParamsOption = Path("params.yaml"),
+    workers: WorkersOption = 2,
+) -> None:
+    """Decode, crop (AffectNet face box, landmarks elsewhere), resize once, split (section `prepare`).
+
+    AffectNet: conflicting duplicate labels resolved, training list split into
+    train/val, official validation list = test. UNBC: 4 held-out subjects =
+    test; 1,000 balanced, non-consecutive frames from the rest, 900/100. CK+:
+    peak frames with AU labels, plus an upper-face variant. FER+: majority
+    labels, official splits. Images stream to memory-mapped .npy arrays.
+    """
+    with user_errors():
+        cfg = load_section(params, "prepare")
+        names = split_names(datasets, tuple(PLANNERS), "--datasets")
+        with progress_bars() as progress:
+            metas = prepare_all(data, out, cfg, names, progress, workers)
+        if metrics is not None:
+            write_json_atomic(metrics, {name: meta["splits"] for name, meta in metas.items()})
+    for name, meta in metas.items():
+        typer.echo(f"{name}: " + ", ".join(f"{k} {v}" for k, v in meta["splits"].items()))

@@ -1,0 +1,197 @@
+"""Typed, validated params: one frozen model per `params.yaml` section.
+
+pydantic does the checking: wrong types (strict mode: no "3" for 3), unknown
+keys and out-of-range values are rejected, and `load_section` turns the first
+problem into a one-line `ConfigError` naming the file, the key path and what
+was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
+
+
+class ConfigError(ValueError):
+    """A params file is missing, unreadable, or has a bad value."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+PositiveInt = Field(gt=0)
+
+
+class IntRange(Frozen):
+    """An inclusive integer range [low, high]."""
+
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must be <= high ({self.high})")
+        return self
+
+
+class AffectNetSynth(Frozen):
+    train_per_class: dict[str, int] = Field(
+        default_factory=lambda: {"neutral": 2200, "happy": 2800, "sad": 900, "surprise": 800,
+                                 "fear": 600, "disgust": 450, "anger": 800, "contempt": 450})
+    validation_per_class: int = Field(100, gt=0)
+    label_noise: float = Field(0.08, ge=0.0, lt=1.0)
+    no_emotion_rows: int = Field(40, ge=0)  # expression ids 8-10, dropped by the reader
+    conflicting_duplicates: int = Field(150, ge=0)  # images listed again with another label
+    negative_box_rows: int = Field(5, ge=0)  # face_width < 0, dropped by the reader
+
+    @model_validator(mode="after")
+    def _all_classes(self) -> "AffectNetSynth":
+        if sorted(self.train_per_class) != sorted(EMOTIONS):
+            raise ValueError(f"train_per_class must have exactly the keys {list(EMOTIONS)}")
+        if min(self.train_per_class.values()) < 1:
+            raise ValueError("train_per_class counts must be >= 1")
+        return self
+
+
+class UnbcSynth(Frozen):
+    subjects: int = Field(25, ge=2)
+    # ~9,000 frames: enough non-consecutive pain frames for the paper's 500/500 selection.
+    sequences_per_subject: int = Field(10, gt=0)
+    frames_per_sequence: IntRange = IntRange(low=24, high=48)
+    pain_episode_rate: float = Field(0.5, ge=0.0)  # mean pain episodes per sequence
+
+
+class CkplusSynth(Frozen):
+    subjects: int = Field(123, gt=0)
+    sequences_per_subject: IntRange = IntRange(low=1, high=4)
+    frames_per_sequence: IntRange = IntRange(low=6, high=16)
+    emotion_fraction: float = Field(0.55, ge=0.0, le=1.0)
+    intensity_not_given: float = Field(0.25, ge=0.0, le=1.0)  # FACS intensity written as 0
+
+
+class FerplusSynth(Frozen):
+    images: int = Field(5000, gt=0)
+    not_a_face: float = Field(0.005, ge=0.0, le=1.0)
+    removed_rows: float = Field(0.004, ge=0.0, le=1.0)  # empty "Image name" in fer2013new.csv
+
+
+class SynthConfig(Frozen):
+    """`synth`: the synthetic FACS benchmark."""
+
+    seed: int = Field(2022, ge=0)
+    image_size: int = Field(64, ge=32, le=512)  # face crop side the renderer aims at
+    supersample: int = Field(3, ge=1, le=8)
+    workers: int = Field(2, ge=1)
+    suppress_aus: tuple[int, ...] = ()
+    affectnet: AffectNetSynth = AffectNetSynth()
+    unbc: UnbcSynth = UnbcSynth()
+    ckplus: CkplusSynth = CkplusSynth()
+    ferplus: FerplusSynth = FerplusSynth()
+
+    @model_validator(mode="after")
+    def _known_aus(self) -> "SynthConfig":
+        unknown = sorted(set(self.suppress_aus) - set(ACTION_UNITS))
+        if unknown:
+            raise ValueError(f"suppress_aus has unknown AUs {unknown}; rendered AUs are {list(ACTION_UNITS)}")
+        return self
+
+    def smoke(self) -> "SynthConfig":
+        """A tiny benchmark for tests: same seed, size and behaviour, few images."""
+        return self.model_copy(update={
+            "affectnet": AffectNetSynth(train_per_class={c: 12 for c in EMOTIONS}, validation_per_class=6,
+                                        no_emotion_rows=3, conflicting_duplicates=4, negative_box_rows=1),
+            "unbc": UnbcSynth(subjects=8, sequences_per_subject=2, frames_per_sequence=IntRange(low=14, high=20),
+                              pain_episode_rate=1.2),
+            "ckplus": CkplusSynth(subjects=16, sequences_per_subject=IntRange(low=1, high=2),
+                                  frames_per_sequence=IntRange(low=4, high=6)),
+            "ferplus": FerplusSynth(images=120, not_a_face=0.02, removed_rows=0.02),
+        })
+
+
+class AffectNetPrepare(Frozen):
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+
+
+class UnbcPrepare(Frozen):
+    test_subjects: tuple[str, ...] = ("101-sy101", "102-sy102", "103-sy103", "104-sy104")
+    train_frames: int = Field(900, gt=0)  # split evenly between pain and no pain
+    val_frames: int = Field(100, gt=0)
+
+    @model_validator(mode="after")
+    def _even(self) -> "UnbcPrepare":
+        if (self.train_frames + self.val_frames) % 2:
+            raise ValueError("train_frames + val_frames must be even (half pain, half no pain)")
+        return self
+
+
+class CkplusPrepare(Frozen):
+    # The upper-face variant blanks everything below this fraction of the way
+    # from the nose tip (landmark 33) to the upper lip (landmark 51).
+    upper_face_cut: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class PrepareConfig(Frozen):
+    """`prepare`: decode, crop, resize once, split."""
+
+    seed: int = Field(2022, ge=0)
+    image_size: int = Field(64, ge=16, le=512)
+    # AU region masks are stored for these splits only: training never needs
+    # them, and at 224 px they would cost ~107 kB per image.
+    mask_splits: tuple[Literal["train", "val", "test", "all"], ...] = ("test", "all")
+    missing_images: Literal["error", "skip"] = "error"
+    affectnet: AffectNetPrepare = AffectNetPrepare()
+    unbc: UnbcPrepare = UnbcPrepare()
+    ckplus: CkplusPrepare = CkplusPrepare()
+
+
+SECTIONS: dict[str, type[Frozen]] = {"synth": SynthConfig, "prepare": PrepareConfig}
+T = TypeVar("T", bound=Frozen)
+
+
+def read_params(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def load_section(path: str | Path, section: str, model: type[T] | None = None) -> T:
+    """Load and validate one section of a params file -> frozen config object."""
+    model = model or SECTIONS[section]
+    data = read_params(path)
+    if section not in data:
+        raise ConfigError(f"{path}: missing section '{section}'")
+    return parse_section(data[section] or {}, model, f"{path}: {section}")
+
+
+def parse_section(values: dict, model: type[T], where: str) -> T:
+    try:
+        return model.model_validate(_lists_to_tuples(values))
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        value = first.get("input")
+        got = "" if first["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+        raise ConfigError(f"{where}.{key}: {first['msg']}{got}".replace(".: ", ": ")) from None
+
+
+def _lists_to_tuples(value):
+    # YAML has lists; frozen configs hold tuples (strict mode will not convert).
+    if isinstance(value, list):
+        return tuple(_lists_to_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _lists_to_tuples(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,25 @@
+"""The one error type the dataset readers raise for malformed input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file is missing or does not match its native format.
+
+    `path` is the offending (or expected) file, `line` its 1-based line number
+    or None. str() is one line: "<path>:<line>: <message>".
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str, line: int | None = None):
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):
+        # Keep the error picklable (multiprocessing) despite the custom __init__.
+        return type(self), (self.path, self.message, self.line)

@@ -1,0 +1,46 @@
+"""The command line: help for every stage, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from facetransfer.cli import app
+
+runner = CliRunner()
+
+
+def test_top_level_help_lists_every_stage():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for stage in ("synth", "prepare"):
+        assert stage in result.output
+
+
+@pytest.mark.parametrize("stage, words", [("synth", "--smoke"), ("prepare", "--data")])
+def test_stage_help(stage, words):
+    result = runner.invoke(app, [stage, "--help"])
+    assert result.exit_code == 0 and words in result.output
+
+
+def test_bad_params_give_one_line_and_status_2(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("synth: {image_size: big}\n")
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path / "d"), "--params", str(params)])
+    assert result.exit_code == 2
+    assert "synth.image_size" in result.output and "Traceback" not in result.output
+
+
+def test_unknown_au_to_suppress_is_rejected(tmp_path):
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--suppress-aus", "14,99"])
+    assert result.exit_code == 2 and "[99]" in result.output
+
+
+def test_synth_smoke_through_the_cli(tmp_path):
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--smoke", "--datasets", "ckplus",
+                                 "--suppress-aus", "14", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    groundtruth = pd.read_csv(tmp_path / "ckplus" / "groundtruth.csv")
+    assert len(groundtruth) > 10 and (groundtruth["au_14"] == 0).all()
+    assert not (tmp_path / "affectnet").exists()

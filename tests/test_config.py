@@ -1,0 +1,53 @@
+"""Params: the committed files validate; bad values fail with one line naming file and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from facetransfer.config import ConfigError, PrepareConfig, SynthConfig, load_section
+
+from tests.conftest import REPO, SMOKE_PARAMS
+
+
+def test_committed_params_match_the_code_defaults():
+    # params.yaml spells out every default, so a reader sees the real values.
+    assert load_section(REPO / "params.yaml", "synth") == SynthConfig()
+    assert load_section(REPO / "params.yaml", "prepare") == PrepareConfig()
+    assert load_section(SMOKE_PARAMS, "prepare").unbc.train_frames < PrepareConfig().unbc.train_frames
+
+
+def test_configs_are_frozen():
+    with pytest.raises(Exception):
+        SynthConfig().seed = 3
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("synth: {seed: '3'}", "synth.seed: Input should be a valid integer"),
+    ("synth: {sed: 3}", "synth.sed: Extra inputs are not permitted"),
+    ("synth: {image_size: 8}", "synth.image_size: Input should be greater than or equal to 32"),
+    ("synth: {unbc: {frames_per_sequence: {low: 9, high: 3}}}", "low (9) must be <= high (3)"),
+    ("synth: {suppress_aus: [3]}", "unknown AUs [3]"),
+    ("synth: {affectnet: {train_per_class: {happy: 3}}}", "train_per_class must have exactly the keys"),
+    ("prepare: {missing_images: sometimes}", "prepare.missing_images: Input should be 'error' or 'skip'"),
+    ("prepare: {mask_splits: [tset]}", "prepare.mask_splits.0"),
+    ("prepare: {unbc: {train_frames: 9, val_frames: 2}}", "must be even"),
+])
+def test_bad_values_name_file_and_key(tmp_path, yaml_text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml_text)
+    section = yaml_text.split(":")[0]
+    with pytest.raises(ConfigError) as err:
+        load_section(path, section)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_section_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_section(tmp_path / "nope.yaml", "synth")
+    (tmp_path / "p.yaml").write_text("prepare: {}\n")
+    with pytest.raises(ConfigError, match="missing section 'synth'"):
+        load_section(tmp_path / "p.yaml", "synth")
+    (tmp_path / "q.yaml").write_text("synth: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_section(tmp_path / "q.yaml", "synth")

@@ -242,3 +242,13 @@ def test_skip_count_covers_only_kept_rows_of_a_large_file(tree):
     kept = sum(1 for i in range(10_000) if i % 11 < 8)
     assert (len(df), df.attrs["skipped_images"]) == (0, kept)
     assert isinstance(df, pd.DataFrame)
+
+
+def test_headerless_file_is_read_from_line_one(tree):
+    # Some copies of the real validation.csv have no header row.
+    path = tree.text(f"{CSV.replace('training', 'validation')}", "\n".join([row(), row("104/g.jpg", expression="4")]) + "\n")
+    for rel in ("101/a.jpg", "104/g.jpg"):
+        tree.image(f"{IMAGES}/{rel}")
+    df = affectnet.read(tree.root, "validation")
+    assert df["label"].tolist() == [1, 4] and df["line"].tolist() == [1, 2]
+    assert path.name == "validation.csv"

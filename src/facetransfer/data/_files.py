@@ -194,10 +194,13 @@ def _decoded_lines(path: Path, handle: Iterable[bytes]) -> Iterator[str]:
             raise DatasetFormatError(path, "not UTF-8 text", number) from None
 
 
-def csv_records(path: Path, header: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+def csv_records(path: Path, header: Sequence[str],
+                headerless: Callable[[list[str]], bool] | None = None) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) for each data record of a CSV whose header must equal `header`.
 
     `line` is the 1-based physical line where the record starts; blank lines are skipped.
+    `headerless(first_fields)`: when given and true, the file has no header
+    row and its first record is data (some copies of real files lack it).
     """
     try:
         handle = path.open("rb")
@@ -217,9 +220,11 @@ def csv_records(path: Path, header: Sequence[str]) -> Iterator[tuple[int, list[s
             if not fields:
                 continue
             if not seen_header:
-                check_header(path, line, fields, header)
                 seen_header = True
-            elif len(fields) != len(header):
+                if not (headerless and list(fields) != list(header) and headerless(fields)):
+                    check_header(path, line, fields, header)
+                    continue
+            if len(fields) != len(header):
                 raise DatasetFormatError(
                     path, f"expected {len(header)} fields, got {len(fields)}", line)
             else:

@@ -43,7 +43,7 @@ def read(root: str | os.PathLike[str], split: str, *,
     csv_path = dataset.require_file(Path(LISTS_DIR, f"{split}.csv"), "AffectNet file list")
     rows = []
     skipped = 0
-    for line, fields in csv_records(csv_path, HEADER):
+    for line, fields in csv_records(csv_path, HEADER, headerless=_looks_like_data):
         record = _parse_record(csv_path, line, fields)
         if record is None:
             continue
@@ -55,6 +55,14 @@ def read(root: str | os.PathLike[str], split: str, *,
             raise DatasetFormatError(csv_path, f"image not found: {image}", line)
         rows.append((str(image), fields[0], *record, line))
     return make_frame(rows, SCHEMA, skipped_images=skipped)
+
+
+def _looks_like_data(fields: list[str]) -> bool:
+    """A first row with 9 fields whose box and expression are integers is data, not a header.
+
+    Some distributed copies of validation.csv have no header row.
+    """
+    return len(fields) == len(HEADER) and all(f.strip().lstrip("-").isdigit() for f in fields[1:5] + [fields[6]])
 
 
 def _parse_record(path: Path, line: int, fields: list[str]) -> tuple | None:

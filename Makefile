@@ -14,7 +14,6 @@ setup: $(VENV)/.installed
 # pyproject.toml to the builds that lie on this machine's disk.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 

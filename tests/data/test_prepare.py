@@ -114,3 +114,23 @@ def test_missing_test_subject_is_named(smoke_benchmark, tmp_path):
     result = runner.invoke(app, ["prepare", "--data", str(smoke_benchmark), "--out", str(tmp_path / "o"),
                                  "--params", str(params), "--datasets", "unbc"])
     assert result.exit_code == 2 and "999-nobody" in result.output
+
+
+def test_npy_stream_round_trips_and_checks_counts(tmp_path):
+    from facetransfer.data.prepare import NpyStream
+
+    rows = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2)
+    stream = NpyStream(tmp_path / "a.npy", np.float32, rows.shape)
+    for row in rows[:2]:
+        stream.write(row)
+    stream.write(None)  # a skipped row is zeros
+    stream.close()
+    expected = rows.copy()
+    expected[2] = 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), expected)
+    short = NpyStream(tmp_path / "b.npy", np.uint8, (2, 3))
+    with pytest.raises(ValueError, match="expected \\(3,\\)"):
+        short.write(np.zeros(4))
+    short.write(np.zeros(3))
+    with pytest.raises(RuntimeError, match="wrote 1 rows, header says 2"):
+        short.close()

@@ -10,8 +10,8 @@ Layout of prepared/<dataset>/ (N = rows kept, S = image_size):
   train.csv / val.csv / test.csv (CK+: all.csv)   the split lists (rows of index.csv)
   meta.json       sizes, counts of dropped rows, class names, AU order
 
-Images stream through worker processes into `np.lib.format.open_memmap`
-arrays, so peak memory does not grow with the number of images.
+Images stream through worker processes and are appended row by row to the
+.npy files (`NpyStream`), so peak memory does not grow with the number of images.
 """
 
 from __future__ import annotations
@@ -119,6 +119,33 @@ def _processed(samples: list[Sample], worker: _Worker, workers: int) -> Iterator
         yield from pool.imap(worker, samples, chunksize=64)
 
 
+class NpyStream:
+    """An .npy file written row by row, in order: no array, and no memory map, is held.
+
+    (A memory map would keep every written page resident; streaming keeps peak
+    memory flat however many images there are.)
+    """
+
+    def __init__(self, path: Path, dtype: type, shape: tuple[int, ...]):
+        self.dtype, self.shape, self.written = np.dtype(dtype), shape, 0
+        self.file = open(path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_2_0(self.file, header)
+
+    def write(self, row: np.ndarray | None) -> None:
+        """Append one row (None writes zeros, e.g. for an unreadable image that was skipped)."""
+        row = np.zeros(self.shape[1:], self.dtype) if row is None else np.ascontiguousarray(row, self.dtype)
+        if row.shape != self.shape[1:]:
+            raise ValueError(f"row of shape {row.shape}, expected {self.shape[1:]}")
+        self.file.write(row.tobytes())
+        self.written += 1
+
+    def close(self) -> None:
+        self.file.close()
+        if self.written != self.shape[0]:
+            raise RuntimeError(f"{self.file.name}: wrote {self.written} rows, header says {self.shape[0]}")
+
+
 def write_arrays(folder: Path, samples: list[Sample], cfg: PrepareConfig, name: str,
                  progress: Progress | None = None, workers: int = 2) -> tuple[list[str | None], np.ndarray]:
     """Stream samples into folder/*.npy.
@@ -129,27 +156,27 @@ def write_arrays(folder: Path, samples: list[Sample], cfg: PrepareConfig, name: 
     n, s = len(samples), cfg.image_size
     masked = np.array([smp.masked and smp.landmarks is not None for smp in samples], dtype=bool)
     mask_rows = np.where(masked, np.cumsum(masked) - 1, -1)
-    open_mm = np.lib.format.open_memmap
-    images = open_mm(folder / "images.npy", "w+", np.uint8, (n, s, s, 3))
-    landmarks = open_mm(folder / "landmarks.npy", "w+", np.float32, (n, 68, 2))
-    masks = open_mm(folder / "masks.npy", "w+", np.uint8, (int(masked.sum()), len(ACTION_UNITS), s, (s + 7) // 8)) \
+    images = NpyStream(folder / "images.npy", np.uint8, (n, s, s, 3))
+    landmarks = NpyStream(folder / "landmarks.npy", np.float32, (n, 68, 2))
+    masks = NpyStream(folder / "masks.npy", np.uint8, (int(masked.sum()), len(ACTION_UNITS), s, (s + 7) // 8)) \
         if masked.any() else None
-    upper = open_mm(folder / "upper.npy", "w+", np.uint8, (n, s, s, 3)) \
+    upper = NpyStream(folder / "upper.npy", np.uint8, (n, s, s, 3)) \
         if any(smp.upper_cut is not None for smp in samples) else None
     worker = _Worker(s, cfg.missing_images == "skip")
     errors: list[str | None] = []
     for k, out in enumerate(_processed(samples, worker, workers)):
-        images[k], landmarks[k] = out.image, out.landmarks
-        if out.masks is not None:
-            masks[mask_rows[k]] = out.masks
-        if upper is not None and out.upper is not None:
-            upper[k] = out.upper
+        images.write(out.image)
+        landmarks.write(out.landmarks)
+        if masked[k]:
+            masks.write(out.masks)
+        if upper is not None:
+            upper.write(out.upper)
         errors.append(out.error)
         if progress and ((k + 1) % 500 == 0 or k + 1 == n):
             progress(name, k + 1, n)
-    for array in (images, landmarks, masks, upper):
-        if array is not None:
-            array.flush()
+    for stream in (images, landmarks, masks, upper):
+        if stream is not None:
+            stream.close()
     return errors, mask_rows
 
 

@@ -235,8 +235,7 @@ def build_ferplus(cfg: SynthConfig) -> list[Item]:
         face = rng.uniform() >= f.not_a_face
         identity = sample_identity(rng)
         expression = sample_expression(rng, emotion, strength=(0.45, 1.0))
-        pose = wild_pose(rng, size, 0.62 * size)
-        pose = Pose(pose.cx, pose.cy + 0.1 * pose.scale, pose.scale, pose.angle)
+        pose = wild_pose(rng, size, 0.75 * size)  # FER crops are tight: the face fills the frame
         nuisance = wild_nuisance(rng, noise_seed(cfg.seed, DATASET_IDS["ferplus"], index))
         old = FER2013_TO_AFFECTNET.index(EMOTIONS.index(emotion)) if emotion != "contempt" else 6
         usage = str(rng.choice(["Training", "PublicTest", "PrivateTest"], p=[0.8, 0.1, 0.1]))

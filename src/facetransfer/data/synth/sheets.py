@@ -63,9 +63,12 @@ def class_sheet(name: str, items: list[Item], root: Path, pixels: list) -> Image
     by_class: dict[str, list[int]] = defaultdict(list)
     for k, item in enumerate(items):
         label = _class_of(name, item)
-        if label is not None and len(by_class[label]) < PER_CLASS:
+        if label is not None:
             by_class[label].append(k)
-    rows = [(label, [_tile(_load(items[k], root, name, pixels[k])) for k in idx]) for label, idx in sorted(by_class.items())]
+    # Evenly spaced picks, so the sheet spans subjects and sequences, not the first few frames.
+    picks = {label: [idx[int(j)] for j in np.linspace(0, len(idx) - 1, min(PER_CLASS, len(idx)))]
+             for label, idx in by_class.items()}
+    rows = [(label, [_tile(_load(items[k], root, name, pixels[k])) for k in idx]) for label, idx in sorted(picks.items())]
     return _grid(rows, f"{name}: {PER_CLASS} samples per class (true class)")
 
 

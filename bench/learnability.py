@@ -13,13 +13,14 @@ with emotion macro recall between 0.6 and 0.9 and no class near chance
 (every per-class recall clearly above 1/8).
 
 Run from the project root:
-    .venv/bin/python bench/learnability.py [--epochs 12] [--prepared prepared] [--seed 0]
+    .venv/bin/python bench/learnability.py [--epochs 15] [--prepared prepared] [--seed 0] [--size 48]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,8 @@ PAIN = ("no pain", "pain")
 
 # Verdict thresholds (the design aim above).
 TARGET_LOW, TARGET_HIGH = 0.6, 0.9
-CHANCE_MARGIN = 2.0  # a class "is above chance" only if recall >= 2 x chance
-PROBE_MARGIN = 1.2   # "clearly above the probe": CNN macro recall >= 1.2 x probe
+CHANCE_MARGIN = 0.125  # a class is "clearly above chance" if recall >= 1/C + 0.125 (= 2x chance for 8 classes)
+PROBE_MARGIN = 0.1   # "clearly above the probe": CNN macro recall >= probe + 0.1
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Result:
     confusion: np.ndarray   # (C, C) rows = true, cols = predicted
     seconds: float
     note: str = ""
+    predicted: np.ndarray | None = None  # (N_test,) predicted class, for follow-up analysis
 
 
 # ----------------------------------------------------------------------------- data
@@ -92,6 +94,7 @@ def train_probe(train: Split, val: Split, test: Split, n_classes: int, seed: int
     class_weight="balanced" because the training sets are imbalanced while the
     score is macro recall; the CNN gets the same treatment (weighted loss).
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -99,15 +102,22 @@ def train_probe(train: Split, val: Split, test: Split, n_classes: int, seed: int
     scaler = StandardScaler().fit(pixel_features(train.images))
     x_train, x_val, x_test = (scaler.transform(pixel_features(s.images)) for s in (train, val, test))
     best = None
-    for c in (1e-3, 1e-2, 1e-1):  # strong to weak L2; 1024 features vs ~1k-8k samples
-        model = LogisticRegression(C=c, class_weight="balanced", max_iter=300, random_state=seed)
-        model.fit(x_train, train.labels)
+    for c in (1e-2, 1e-1, 1.0):  # strong to weak L2; 1024 features vs ~1k-8k samples (1e-3 underfits)
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=1000, random_state=seed)
+        with warnings.catch_warnings():
+            # Weak L2 may stop at max_iter; a bench should not wait minutes for the last digit,
+            # and the stop is reported in the note instead of as a multi-line warning.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x_train, train.labels)
         val_macro = evaluate(val.labels, model.predict(x_val), n_classes)[0]
         if best is None or val_macro > best[0]:
             best = (val_macro, c, model)
     val_macro, c, model = best
-    macro, per_class, confusion = evaluate(test.labels, model.predict(x_test), n_classes)
-    return Result(macro, per_class, confusion, time.perf_counter() - start, f"C={c:g}, val {val_macro:.3f}")
+    predicted = model.predict(x_test)
+    macro, per_class, confusion = evaluate(test.labels, predicted, n_classes)
+    converged = "" if model.n_iter_.max() < model.max_iter else ", hit max_iter"
+    note = f"C={c:g}, val {val_macro:.3f}{converged}"
+    return Result(macro, per_class, confusion, time.perf_counter() - start, note, predicted)
 
 
 # ----------------------------------------------------------------------------- (b) CNN
@@ -115,8 +125,9 @@ def train_probe(train: Split, val: Split, test: Split, n_classes: int, seed: int
 def build_cnn(n_classes: int, width: int = 32):
     """4 x (conv3x3-BN-ReLU-maxpool2), 32-32-64-64 channels, global avg pool, linear.
 
-    (B, 3, 64, 64) -> (B, 32, 32, 32) -> (B, 32, 16, 16) -> (B, 64, 8, 8)
-    -> (B, 64, 4, 4) -> (B, 64) -> (B, n_classes).  ~70k parameters: small
+    With the default 48x48 input (S = 48):
+    (B, 3, 48, 48) -> (B, 32, 24, 24) -> (B, 32, 12, 12) -> (B, 64, 6, 6)
+    -> (B, 64, 3, 3) -> (B, 64) -> (B, n_classes).  ~66k parameters: small
     enough for CPU, big enough to read local shape cues (lids, brows, mouth).
     """
     from torch import nn
@@ -131,27 +142,39 @@ def build_cnn(n_classes: int, width: int = 32):
     )
 
 
-def _to_tensor(images: np.ndarray, mean, std):
-    """uint8 (N, H, W, 3) -> normalised float (N, 3, H, W)."""
+def _to_tensor(images: np.ndarray, size: int, mean=None, std=None):
+    """uint8 (N, 64, 64, 3) -> float (N, 3, size, size), channels_last, normalised.
+
+    Done once per split (not per batch): resizing 64 -> 48 with antialiasing
+    cuts the CNN cost ~2-3x on 2 cores while the face cues stay visible;
+    channels_last is the fast conv layout for oneDNN on CPU.
+    """
     import torch
+    import torch.nn.functional as F
 
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - mean) / std
+    out = []
+    for i in range(0, len(images), 1024):  # chunks bound the float32 peak
+        x = torch.from_numpy(np.ascontiguousarray(images[i:i + 1024])).permute(0, 3, 1, 2).float().div_(255.0)
+        if size != x.shape[-1]:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(x)
+    x = torch.cat(out)                                              # (N, 3, size, size)
+    if mean is None:  # statistics from the training split only, shape (1, 3, 1, 1)
+        mean, std = x.mean((0, 2, 3), keepdim=True), x.std((0, 2, 3), keepdim=True)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last), mean, std
 
 
-def _predict(model, images: np.ndarray, mean, std, batch: int = 512) -> np.ndarray:
+def _predict(model, x, batch: int = 512) -> np.ndarray:
+    """Predicted class per row of x (N, 3, S, S) -> (N,)."""
     import torch
 
     model.eval()
-    out = []
     with torch.no_grad():
-        for i in range(0, len(images), batch):
-            out.append(model(_to_tensor(images[i:i + batch], mean, std)).argmax(1).numpy())
-    return np.concatenate(out)
+        return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)]).numpy()
 
 
 def train_cnn(train: Split, val: Split, test: Split, n_classes: int, epochs: int, seed: int,
-              batch: int = 64, lr: float = 2e-3) -> Result:
+              size: int = 48, batch: int = 64, lr: float = 2e-3) -> Result:
     """Adam + cosine LR, random horizontal flip, class-weighted CE; keep the best val epoch.
 
     Horizontal flip is a label-preserving augmentation for every class here
@@ -167,16 +190,14 @@ def train_cnn(train: Split, val: Split, test: Split, n_classes: int, epochs: int
     torch.use_deterministic_algorithms(True)
     generator = torch.Generator().manual_seed(seed)  # batch order and flips
 
-    # Per-channel statistics of the training images, shape (1, 3, 1, 1).
-    pixels = train.images.reshape(-1, 3).astype(np.float64) / 255.0
-    mean = torch.tensor(pixels.mean(0), dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(pixels.std(0), dtype=torch.float32).view(1, 3, 1, 1)
+    x_train, mean, std = _to_tensor(train.images, size)            # (N, 3, S, S)
+    x_val, x_test = (_to_tensor(s.images, size, mean, std)[0] for s in (val, test))
 
     counts = np.bincount(train.labels, minlength=n_classes)
     weights = torch.tensor(len(train.labels) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=weights)
 
-    model = build_cnn(n_classes)
+    model = build_cnn(n_classes).to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(train.labels) + batch - 1) // batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -185,10 +206,10 @@ def train_cnn(train: Split, val: Split, test: Split, n_classes: int, epochs: int
     best_macro, best_epoch, best_state, history = -1.0, -1, None, []
     for epoch in range(epochs):
         model.train()
-        order = torch.randperm(len(labels), generator=generator).numpy()
+        order = torch.randperm(len(labels), generator=generator)
         for i in range(0, len(order), batch):
-            idx = np.sort(order[i:i + batch])                       # sorted: faster memory reads
-            x = _to_tensor(train.images[idx], mean, std)            # (B, 3, 64, 64)
+            idx = order[i:i + batch]
+            x = x_train[idx]                                        # (B, 3, S, S)
             flip = torch.rand(len(idx), generator=generator) < 0.5
             x[flip] = x[flip].flip(-1)                              # mirror along width
             loss = loss_fn(model(x), labels[idx])                   # logits (B, C)
@@ -196,7 +217,7 @@ def train_cnn(train: Split, val: Split, test: Split, n_classes: int, epochs: int
             loss.backward()
             optimiser.step()
             scheduler.step()
-        val_macro = evaluate(val.labels, _predict(model, val.images, mean, std), n_classes)[0]
+        val_macro = evaluate(val.labels, _predict(model, x_val), n_classes)[0]
         history.append(val_macro)
         if val_macro > best_macro:
             best_macro, best_epoch, best_state = val_macro, epoch, copy.deepcopy(model.state_dict())
@@ -204,23 +225,24 @@ def train_cnn(train: Split, val: Split, test: Split, n_classes: int, epochs: int
               f"  ({time.perf_counter() - start:.0f}s)", flush=True)
 
     model.load_state_dict(best_state)
-    macro, per_class, confusion = evaluate(test.labels, _predict(model, test.images, mean, std), n_classes)
+    predicted = _predict(model, x_test)
+    macro, per_class, confusion = evaluate(test.labels, predicted, n_classes)
     note = f"best epoch {best_epoch + 1}/{epochs}, val {best_macro:.3f}"
-    return Result(macro, per_class, confusion, time.perf_counter() - start, note)
+    return Result(macro, per_class, confusion, time.perf_counter() - start, note, predicted)
 
 
 # ----------------------------------------------------------------------------- report
 
-def verdict(task: str, probe: Result, cnn: Result, n_classes: int) -> str:
-    chance = 1.0 / n_classes
+def verdict(task: str, probe: Result, cnn: Result, names) -> str:
+    chance = 1.0 / len(names)
     problems = []
-    if cnn.macro < PROBE_MARGIN * probe.macro:
-        problems.append(f"CNN not clearly above probe (ratio {cnn.macro / max(probe.macro, 1e-9):.2f})")
+    if cnn.macro < probe.macro + PROBE_MARGIN:
+        problems.append(f"CNN not clearly above probe ({cnn.macro:.3f} < {probe.macro:.3f} + {PROBE_MARGIN})")
     if task == "emotion" and not TARGET_LOW <= cnn.macro <= TARGET_HIGH:
         problems.append(f"CNN macro {cnn.macro:.3f} outside {TARGET_LOW}..{TARGET_HIGH}")
-    weak = [i for i, r in enumerate(cnn.per_class) if r < CHANCE_MARGIN * chance]
+    weak = [names[i] for i, r in enumerate(cnn.per_class) if r < chance + CHANCE_MARGIN]
     if weak:
-        problems.append(f"classes near chance (<{CHANCE_MARGIN:g}x{chance:.3f}): {weak}")
+        problems.append(f"classes near chance (recall < {chance + CHANCE_MARGIN:.3f}): {', '.join(weak)}")
     return "FIT for purpose" if not problems else "NOT fit: " + "; ".join(problems)
 
 
@@ -232,7 +254,7 @@ def print_confusion(title: str, confusion: np.ndarray, names) -> None:
         print(f"  {name:>7} " + " ".join(f"{v:6d}" for v in row))
 
 
-def run_task(task: str, folder: Path, names, epochs: int, seed: int) -> dict:
+def run_task(task: str, folder: Path, names, epochs: int, seed: int, size: int) -> dict:
     print(f"\n== {task}: {folder}", flush=True)
     start = time.perf_counter()
     train, val, test = (load_split(folder, s) for s in ("train", "val", "test"))
@@ -241,10 +263,10 @@ def run_task(task: str, folder: Path, names, epochs: int, seed: int) -> dict:
           f"(test counts {np.bincount(test.labels, minlength=len(names)).tolist()}) in {load_s:.1f}s", flush=True)
     probe = train_probe(train, val, test, len(names), seed)
     print(f"  probe: test macro {probe.macro:.3f} ({probe.note}, {probe.seconds:.0f}s)", flush=True)
-    cnn = train_cnn(train, val, test, len(names), epochs, seed)
+    cnn = train_cnn(train, val, test, len(names), epochs, seed, size=size)
     print(f"  cnn:   test macro {cnn.macro:.3f} ({cnn.note}, {cnn.seconds:.0f}s)", flush=True)
     return dict(task=task, names=names, probe=probe, cnn=cnn, load_s=load_s,
-                verdict=verdict(task, probe, cnn, len(names)))
+                verdict=verdict(task, probe, cnn, names))
 
 
 def print_table(results: list[dict]) -> None:
@@ -266,9 +288,10 @@ def print_table(results: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=12, help="CNN epochs (best val epoch is kept)")
+    parser.add_argument("--epochs", type=int, default=30, help="CNN epochs (best val epoch is kept; ~converged at 30)")
     parser.add_argument("--prepared", default="prepared", help="folder with affectnet/ and unbc/")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=48, help="CNN input side (images are 64x64)")
     parser.add_argument("--tasks", default="emotion,pain", help="comma list: emotion, pain")
     args = parser.parse_args()
 
@@ -278,7 +301,7 @@ def main() -> None:
     root = Path(args.prepared)
     tasks = {"emotion": (root / "affectnet", EMOTIONS), "pain": (root / "unbc", PAIN)}
     start = time.perf_counter()
-    results = [run_task(t, *tasks[t], args.epochs, args.seed) for t in args.tasks.split(",")]
+    results = [run_task(t, *tasks[t], args.epochs, args.seed, args.size) for t in args.tasks.split(",")]
     print_table(results)
     print(f"total wall time {time.perf_counter() - start:.0f}s")
 

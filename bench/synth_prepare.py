@@ -28,9 +28,10 @@ _PEAK_RSS = """
 import resource, sys
 from facetransfer.config import load_section
 from facetransfer.data.prepare import prepare
+after_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 cfg = load_section(sys.argv[3], "prepare")
 meta = prepare(sys.argv[1], sys.argv[2], cfg, ("affectnet",), workers=1)
-print(meta["affectnet"]["rows"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(meta["affectnet"]["rows"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, after_imports)
 """
 
 
@@ -48,8 +49,8 @@ def throughput(params: Path, scratch: Path) -> dict:
             "total_s": synth_s + prepare_s}
 
 
-def peak_rss(params: Path, scratch: Path, scale: int) -> tuple[int, float]:
-    """(rows, peak RSS MiB) of preparing an AffectNet-like set with `scale` x the base class counts."""
+def peak_rss(params: Path, scratch: Path, scale: int) -> tuple[int, float, float]:
+    """(rows, peak RSS MiB, RSS after imports MiB) of preparing an AffectNet-like set with `scale` x the base class counts."""
     cfg = load_section(params, "synth")
     base = {name: max(1, n // 8) for name, n in cfg.affectnet.train_per_class.items()}
     cfg = cfg.model_copy(update={"affectnet": cfg.affectnet.model_copy(
@@ -58,7 +59,7 @@ def peak_rss(params: Path, scratch: Path, scale: int) -> tuple[int, float]:
     generate(data, cfg, ("affectnet",))
     out = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(data), str(scratch / f"prep{scale}"), str(params)],
                          check=True, capture_output=True, text=True).stdout.split()
-    return int(out[0]), float(out[1])
+    return int(out[0]), float(out[1]), float(out[2])
 
 
 def main() -> None:
@@ -72,9 +73,9 @@ def main() -> None:
             result = throughput(args.params, scratch)
             print(json.dumps({k: round(v, 1) for k, v in result.items()}, indent=2))
             print(f"synth + prepare: {result['total_s']:.0f} s (target <= 120 s on 2 cores)")
-        (n1, rss1), (n4, rss4) = peak_rss(args.params, scratch, 1), peak_rss(args.params, scratch, 4)
-    print(f"prepare peak RSS: {n1} images {rss1:.0f} MiB, {n4} images {rss4:.0f} MiB; "
-          f"images x{n4 / n1:.1f} -> memory x{rss4 / rss1:.2f} (streaming: near 1)")
+        (n1, rss1, base), (n4, rss4, _) = peak_rss(args.params, scratch, 1), peak_rss(args.params, scratch, 4)
+    print(f"prepare peak RSS: {n1} images {rss1:.0f} MiB, {n4} images {rss4:.0f} MiB ({base:.0f} MiB of it "
+          f"is imports); images x{n4 / n1:.1f} -> memory x{rss4 / rss1:.2f} (streaming: near 1)")
 
 
 if __name__ == "__main__":

@@ -149,3 +149,16 @@ def test_contact_sheets_are_written(smoke_data):
     for name in ("affectnet", "unbc", "ckplus", "ferplus"):
         for sheet in ("classes.png", "regions.png"):
             assert (smoke_data / name / "contact_sheets" / sheet).stat().st_size > 10_000
+
+
+def test_paper_resolution_works_end_to_end(tmp_path):
+    # 224 px is the paper's input size: render a native image for it, then crop it as prepare does.
+    from facetransfer.data.crops import face_box_from_landmarks
+    from facetransfer.data.prepare import Sample, process
+
+    rng = np.random.default_rng(0)
+    scene = Scene(sample_identity(rng), Expression({12: 4.0, 6: 3.0}), Pose(168, 160, 185, 0.1), Nuisance(), 336)
+    image, lm = render(scene)
+    assert image.shape == (336, 336, 3) and (lm > 0).all() and (lm < 336).all()
+    out = process(Sample(None, pixels=image, box=face_box_from_landmarks(lm), landmarks=lm, masked=True), 224)
+    assert out.image.shape == (224, 224, 3) and out.masks.shape == (17, 224, 28)

@@ -6,6 +6,7 @@ computed on it.
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def _grid(rows: list[tuple[str, list[Image.Image]]], title: str, columns: int = 
     draw = ImageDraw.Draw(sheet)
     draw.text((6, 5), title, fill=(0, 0, 0), font=font)
     for r, (label, tiles) in enumerate(rows):
-        draw.text((6, 24 + r * TILE + TILE // 2 - 6), label, fill=(0, 0, 0), font=font)
+        lines = textwrap.wrap(label, 12)
+        draw.multiline_text((6, 24 + r * TILE + TILE // 2 - 7 * len(lines)), "\n".join(lines), fill=(0, 0, 0), font=font)
         for c, tile in enumerate(tiles):
             sheet.paste(tile, (LABEL_W + c * TILE, 24 + r * TILE))
     return sheet
@@ -74,7 +76,8 @@ def class_sheet(name: str, items: list[Item], root: Path, pixels: list) -> Image
 
 def region_sheet(name: str, items: list[Item], landmarks: list, root: Path, pixels: list) -> Image.Image:
     """Rows: sample images; columns: the image, then each AU's region tinted red (bold if the AU is active)."""
-    picks = [k for k, item in enumerate(items) if item.scene.face and len(item.scene.expression.intensities) >= 2][:4]
+    candidates = [k for k, item in enumerate(items) if item.scene.face and len(item.scene.expression.intensities) >= 2]
+    picks = [candidates[int(j)] for j in np.linspace(0, len(candidates) - 1, min(4, len(candidates)))]
     rows = []
     for k in picks:
         image = _load(items[k], root, name, pixels[k]).astype(float)
@@ -86,7 +89,7 @@ def region_sheet(name: str, items: list[Item], landmarks: list, root: Path, pixe
             tinted[mask] = (1 - strength) * tinted[mask] + strength * _TINT
             tiles.append(_tile(tinted.astype(np.uint8)))
         active = ",".join(str(au) for au in ACTION_UNITS if items[k].scene.expression.intensity(au) > 0)
-        rows.append((f"AUs {active}"[:14], tiles))
+        rows.append((f"AUs {active}", tiles))
     columns = "image | " + " | ".join(f"AU{au}" for au in OVERLAY_AUS)
     return _grid(rows, f"{name} AU regions: {columns}", columns=1 + len(OVERLAY_AUS))
 

@@ -18,12 +18,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # data/ must match data.dvc: restore it from the DVC cache, or regenerate it
-# (same seed, same bytes), then check the hash.
+# (same seed, same bytes). `dvc commit` then caches it; if the hash it computes
+# differs from the committed one, data.dvc is put back and this fails.
 data: setup
 	@dvc status -q data.dvc 2>/dev/null || dvc checkout -q --force data.dvc 2>/dev/null || true
 	@dvc status -q data.dvc 2>/dev/null || facetransfer synth --out data
-	@dvc status -q data.dvc || { echo "error: data/ does not match the hash in data.dvc (see README: determinism)"; exit 1; }
+	@cp data.dvc .data.dvc.expected
 	@dvc commit -q --force data.dvc
+	@if [ "$$(grep md5: data.dvc)" = "$$(grep md5: .data.dvc.expected)" ]; then rm .data.dvc.expected; \
+	else mv .data.dvc.expected data.dvc; \
+	  echo "error: data/ does not match the hash in data.dvc; the generator is not reproducing its bytes here"; exit 1; fi
 
 # The main job: the full default pipeline on the synthetic benchmark.
 repro: data

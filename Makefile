@@ -31,6 +31,7 @@ data: setup
 
 # The main job: the full default pipeline on the synthetic benchmark.
 repro: data
+	facetransfer track-init
 	dvc repro
 
 # The whole pipeline on a tiny benchmark and the smoke profile, in this working
@@ -39,6 +40,7 @@ smoke: setup
 	facetransfer synth --out data --smoke
 	@cp params.yaml .params.default.yaml
 	@cp profiles/smoke.yaml params.yaml
+	facetransfer track-init
 	@trap 'mv .params.default.yaml params.yaml' EXIT; dvc repro
 
 test: setup

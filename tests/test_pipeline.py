@@ -14,10 +14,12 @@ import pytest
 from tests.conftest import REPO, SMOKE_PARAMS
 
 BIN = Path(sys.executable).parent
+FREEZES = range(6)
 
 
 def _run(cwd: Path, *cmd: str) -> str:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DVC_ROOT")}
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
@@ -25,22 +27,67 @@ def _run(cwd: Path, *cmd: str) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """dvc.yaml, the smoke params and src/ in a fresh DVC repository (no git)."""
+    """dvc.yaml, the smoke params and src/ in a fresh DVC repository (no git), after one `dvc repro`."""
     root = tmp_path_factory.mktemp("repo")
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
     shutil.copy(SMOKE_PARAMS, root / "params.yaml")
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     _run(root, "dvc", "init", "--no-scm", "-q")
     _run(root, "dvc", "config", "core.analytics", "false")
     _run(root, "facetransfer", "synth", "--out", "data", "--smoke")
+    _run(root, "facetransfer", "track-init")
+    _run(root, "dvc", "repro")
     return root
 
 
-def test_smoke_pipeline_runs_and_then_is_up_to_date(repo):
-    _run(repo, "dvc", "repro")
+def test_prepare_outputs(repo):
     counts = json.loads((repo / "metrics" / "prepare.json").read_text())
     assert set(counts) == {"affectnet", "unbc", "ckplus", "ferplus"}
     assert (repo / "prepared" / "affectnet" / "images.npy").is_file()
+
+
+def test_pain_metrics_have_the_table1_layout(repo):
+    for k in FREEZES:
+        numbers = json.loads((repo / "metrics" / "pain" / f"freeze{k}.json").read_text())
+        assert 0.0 <= numbers["accuracy"] <= 1.0
+        for measure in ("precision", "recall", "f1"):
+            assert set(numbers[measure]) == {"no_pain", "pain", "macro"}
+    shown = _run(repo, "dvc", "metrics", "show")
+    assert all(f"metrics/pain/freeze{k}.json" in shown for k in FREEZES)
+
+
+def test_every_model_and_run_is_recorded(repo):
+    from mlflow.tracking import MlflowClient
+
+    models = [repo / "models" / "emotion"] + [repo / "models" / s / f"freeze{k}" for s in ("pain", "retrain") for k in FREEZES]
+    assert all((m / "model.pt").is_file() for m in models)
+    run_files = [repo / "runs" / "emotion.json"] + [repo / "runs" / s / f"freeze{k}.json" for s in ("pain", "retrain") for k in FREEZES]
+    run_ids = {json.loads(f.read_text())["run_id"] for f in run_files}
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("facetransfer")
+    runs = client.search_runs([experiment.experiment_id])
+    assert run_ids == {r.info.run_id for r in runs} and len(run_ids) == 13
+    pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
+    assert sorted(r.data.tags["freeze_blocks"] for r in pain) == [str(k) for k in FREEZES]
+    assert all(len(client.get_metric_history(r.info.run_id, "val_macro_recall")) == 2 for r in pain)
+    predictions = (repo / "models" / "retrain" / "freeze0" / "test_predictions.csv").read_text().splitlines()
+    assert predictions[0].startswith("row,label,predicted,p_neutral")
+
+
+def test_frozen_blocks_of_pain_models_equal_the_source(repo):
+    import torch
+
+    source = torch.load(repo / "models" / "emotion" / "model.pt", weights_only=True)["state_dict"]
+    pain3 = torch.load(repo / "models" / "pain" / "freeze3" / "model.pt", weights_only=True)["state_dict"]
+    conv = [k for k in source if k.startswith("features.") and k.endswith(".weight")]
+    # VGG16-BN features: 3 blocks hold the first 7 conv layers (2 + 2 + 3).
+    first_three, later = conv[:14], conv[14:]  # conv and batch-norm weights, in order
+    assert all(torch.equal(source[k], pain3[k]) for k in first_three)
+    assert any(not torch.equal(source[k], pain3[k]) for k in later)
+
+
+def test_second_repro_does_nothing(repo):
     assert "up to date" in _run(repo, "dvc", "status")
     second = _run(repo, "dvc", "repro")
     assert "Running stage" not in second and "didn't change" in second

@@ -1,0 +1,25 @@
+"""Experiment tracking. The only package that imports mlflow (lazily: see mlflow_store)."""
+
+from facetransfer.tracking.mlflow_store import (
+    RunLogger,
+    artifact_root,
+    flatten_params,
+    init_store,
+    repo_root,
+    run_tags,
+    start_run,
+    tracking_uri,
+    write_run_id,
+)
+
+__all__ = [
+    "RunLogger",
+    "artifact_root",
+    "flatten_params",
+    "init_store",
+    "repo_root",
+    "run_tags",
+    "start_run",
+    "tracking_uri",
+    "write_run_id",
+]

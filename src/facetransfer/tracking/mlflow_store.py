@@ -1,0 +1,318 @@
+"""MLflow tracking: where the store lives, how a run is opened, what it is tagged with.
+
+The store is SQLite `mlflow.db` at the repository root with artifacts under
+`mlruns/` beside it (MLflow 3.x no longer creates new plain file stores). The
+root is `$DVC_ROOT` when DVC runs the stage (`dvc exp run --queue` points it at
+the real repo, not the temporary workspace), otherwise the working directory.
+`MLFLOW_TRACKING_URI` overrides all of that.
+
+This is the only module that imports mlflow, and it does so inside functions:
+`import mlflow` costs over a second, which `facetransfer --help` should not pay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import os
+import posixpath
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import yaml
+
+from facetransfer.fsutil import write_json_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+DB_NAME = "mlflow.db"
+ARTIFACT_DIR = "mlruns"
+# MLflow rejects a log_batch with more than 100 params or tags, or 1000 metrics.
+_MAX_PARAMS_PER_CALL = 100
+_MAX_METRICS_PER_CALL = 1000
+
+
+# --- where the store lives ---------------------------------------------------------------------
+
+
+def repo_root() -> Path:
+    """`$DVC_ROOT` when set (DVC stage commands), else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """`$MLFLOW_TRACKING_URI` if set, else `sqlite:///<root>/mlflow.db` (root: see `repo_root`)."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    root = Path(root).resolve() if root is not None else repo_root()
+    # Unquoted on purpose: MLflow makes the db's parent folder from the raw URI text.
+    return f"sqlite:///{(root / DB_NAME).as_posix()}"
+
+
+def artifact_root(root: Path | None = None) -> Path:
+    """Where the default store keeps run artifacts: `<root>/mlruns`."""
+    return (Path(root).resolve() if root is not None else repo_root()) / ARTIFACT_DIR
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI; None for other stores and in-memory SQLite."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = unquote(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    return None if path in ("", ":memory:") else Path(path).resolve()
+
+
+def _artifact_root_for(uri: str) -> Path | None:
+    """Artifacts of a SQLite store go to `mlruns/` beside its database file.
+
+    For any other store (a tracking server, Postgres) None: the server decides,
+    e.g. its proxied `mlflow-artifacts:` root.
+    """
+    db = _sqlite_path(uri)
+    return None if db is None else db.parent / ARTIFACT_DIR
+
+
+@contextmanager
+def _init_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock per store, shared by all processes on this machine.
+
+    It lives in the temp dir (as MLflow's own migration lock does) so that the
+    repo root gets no lock file to ignore; the user id in its name keeps one
+    user's lock file from blocking another's in a shared /tmp.
+    """
+    key = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    lock = Path(tempfile.gettempdir()) / f"facetransfer-mlflow-init-{os.getuid()}-{key}.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def init_store(uri: str | None = None) -> None:
+    """Create the tracking database and run its migrations, once.
+
+    Two processes opening a new SQLite store at the same time both try to
+    create the tables and one crashes ("table ... already exists"), so every
+    first open goes through a file lock. Cheap and harmless once the store
+    exists: it then only checks the schema version.
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = uri or tracking_uri()
+    with _init_lock(uri):
+        # Building the store creates tables, migrates, and adds the Default experiment.
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"train": {"lr": 0.01}} -> {"train.lr": "0.01"}; pydantic models and dataclasses are expanded."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        value = _as_mapping(value)
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, prefix=f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def _as_mapping(value: Any) -> Any:
+    """A config object as a dict (so its fields flatten), anything else unchanged."""
+    if hasattr(value, "model_dump"):  # pydantic, as in facetransfer.config
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _chunks(items: Mapping[str, Any], size: int) -> Iterator[dict[str, Any]]:
+    pairs = list(items.items())
+    for start in range(0, len(pairs), size):
+        yield dict(pairs[start:start + size])
+
+
+class RunLogger:
+    """Logs into one open MLflow run; handed out by `start_run`, useless after it closes."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._open = True
+
+    def _mlflow(self) -> Any:
+        # MLflow's fluent calls start a fresh run when none is active; a logger
+        # kept past its `with` block must fail instead of logging somewhere new.
+        if not self._open:
+            raise RuntimeError(f"MLflow run {self.run_id} has ended; log inside its `with start_run(...)` block")
+        import mlflow
+
+        return mlflow
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log (nested) params as dotted keys, in batches MLflow accepts."""
+        mlflow = self._mlflow()
+        for chunk in _chunks(flatten_params(params), _MAX_PARAMS_PER_CALL):
+            mlflow.log_params(chunk)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        mlflow = self._mlflow()
+        for chunk in _chunks({k: str(v) for k, v in tags.items()}, _MAX_PARAMS_PER_CALL):
+            mlflow.set_tags(chunk)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log scalars at `step` (e.g. the epoch), so the UI draws them as curves."""
+        mlflow = self._mlflow()
+        for chunk in _chunks({k: float(v) for k, v in metrics.items()}, _MAX_METRICS_PER_CALL):
+            mlflow.log_metrics(chunk, step=step)
+
+    def log_dict(self, data: Mapping[str, Any], artifact_file: str) -> None:
+        """Save `data` as JSON at `artifact_file` (run-relative, e.g. "eval/summary.json")."""
+        self._mlflow().log_dict(dict(data), artifact_file)
+
+    def log_table(self, frame: pd.DataFrame, artifact_file: str) -> None:
+        """Save a DataFrame so the UI shows it as a table; `artifact_file` must end in .json."""
+        if not artifact_file.endswith(".json"):
+            raise ValueError(f"table artifact must end in .json, got {artifact_file!r}")
+        self._mlflow().log_table(frame, artifact_file)
+
+    def log_figure(self, figure: Figure, artifact_file: str) -> None:
+        """Save a matplotlib figure as an image at `artifact_file` (e.g. "figures/saliency.png")."""
+        self._mlflow().log_figure(figure, artifact_file)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Copy a file, or a folder with its contents, to `<artifact_path>/<name>` in the run."""
+        mlflow = self._mlflow()
+        path = Path(path)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), posixpath.join(artifact_path or "", path.name))
+        elif path.is_file():
+            mlflow.log_artifact(str(path), artifact_path)
+        else:
+            raise FileNotFoundError(f"no artifact to log at {path}")
+
+    def log_state_dict(self, state_dict: dict[str, Any], artifact_path: str) -> None:
+        """Save a checkpoint (a state dict) under `artifact_path`; read back with mlflow.pytorch.load_state_dict."""
+        self._mlflow()
+        import mlflow.pytorch  # imports torch, so only here
+
+        mlflow.pytorch.log_state_dict(state_dict, artifact_path)
+
+
+def _experiment_id(name: str, artifacts: Path | None) -> str:
+    """The id of experiment `name`, created with its artifacts under `artifacts/<name>` if new."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if (found := mlflow.get_experiment_by_name(name)) is not None:
+        return found.experiment_id
+    # Without an explicit location MLflow uses ./mlruns of the *working directory*,
+    # which under `dvc exp run --queue` is a temporary workspace that gets deleted.
+    location = None if artifacts is None else (artifacts / _slug(name)).as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # A stage running in parallel may have created it first.
+        if (found := mlflow.get_experiment_by_name(name)) is not None:
+            return found.experiment_id
+        raise
+
+
+def _slug(name: str) -> str:
+    """An experiment name as one safe folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
+
+
+@contextmanager
+def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | None = None,
+              tags: Mapping[str, Any] | None = None, uri: str | None = None) -> Iterator[RunLogger]:
+    """Open an MLflow run in `experiment`, log `params` (flattened) and `tags`, yield its logger.
+
+    The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C);
+    the exception propagates either way.
+    """
+    import mlflow
+
+    uri = uri or tracking_uri()
+    init_store(uri)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = _experiment_id(experiment, _artifact_root_for(uri))
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+    logger = RunLogger(run.info.run_id)
+    status = "FAILED"
+    try:
+        logger.log_params(params or {})
+        logger.set_tags(tags or {})
+        yield logger
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        logger._open = False
+        mlflow.end_run(status=status)
+
+
+# --- provenance ----------------------------------------------------------------------------------
+
+
+def run_tags(stage: str, root: Path | None = None, **extra: Any) -> dict[str, str]:
+    """Standard tags tying a run to its code, data and DVC experiment; never fails.
+
+    `root` is the working tree the code runs from (default: the working
+    directory; under `dvc exp run --queue` that is the experiment's workspace,
+    not `$DVC_ROOT`). Anything unreadable is tagged "unknown".
+    """
+    root = Path(root) if root is not None else Path.cwd()
+    tags = {
+        "stage": stage,
+        "git_commit": _git(root, "rev-parse", "HEAD") or "unknown",
+        "git_dirty": _git_dirty(root),
+        "data_dvc_md5": _data_dvc_md5(root / "data.dvc"),
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+    }
+    if baseline := os.environ.get("DVC_EXP_BASELINE_REV"):
+        tags["dvc_exp_baseline_rev"] = baseline  # the commit a queued experiment started from
+    tags.update({key: str(value) for key, value in extra.items()})
+    return tags
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """stdout of `git <args>` in `root`, stripped; None if git or the repo is missing."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _git_dirty(root: Path) -> str:
+    """"true" if tracked files differ from HEAD (untracked files do not count)."""
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    if status is None:
+        return "unknown"
+    return "true" if status else "false"
+
+
+def _data_dvc_md5(path: Path) -> str:
+    """The md5 of the first output recorded in a `.dvc` file, "unknown" if absent or unreadable."""
+    try:
+        return str(yaml.safe_load(path.read_text())["outs"][0]["md5"])
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        return "unknown"
+
+
+def write_run_id(path: Path, run_id: str, uri: str | None = None) -> None:
+    """Write {"run_id", "tracking_uri"} to `path` atomically: the link from a DVC stage to its run."""
+    write_json_atomic(path, {"run_id": run_id, "tracking_uri": uri or tracking_uri()})

@@ -1,0 +1,51 @@
+"""Exact feature caching for retraining a head on a frozen network.
+
+With every conv block frozen and horizontal flip the only augmentation, a
+training step sees one of exactly two inputs per image: the image or its
+mirror. So the frozen part's output is computed once for both, and the head
+trains on those features. The random draws are replayed in the same order
+(DataLoader shuffle from the same generator, then one `torch.rand(1)` per
+sample as `v2.RandomHorizontalFlip` draws it, then the head's dropout), so the
+result equals training through the frozen network up to float round-off
+(tested in tests/training/test_cached.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from facetransfer.training.data import ImageDataset, Split, build_transform
+
+
+def backbone(model: nn.Module) -> nn.Module:
+    """The frozen part of a VGG: conv features, global pooling, flatten -> (B, C)."""
+    return nn.Sequential(model.features, model.avgpool, nn.Flatten())
+
+
+@torch.no_grad()
+def flip_features(model: nn.Module, split: Split, batch_size: int, device: torch.device) -> torch.Tensor:
+    """(N, 2, C) features of every image (index 0) and of its mirror (index 1)."""
+    net = backbone(model).to(device).eval()
+    out = []
+    for x, _ in DataLoader(ImageDataset(split, build_transform(None)), batch_size=batch_size, shuffle=False):
+        x = x.to(device)  # (B, 3, H, W), normalised; flipping commutes with per-channel normalisation
+        out.append(torch.stack([net(x), net(torch.flip(x, dims=[3]))], dim=1).float().cpu())
+    return torch.cat(out)
+
+
+class FlipFeatureDataset(Dataset):
+    """(features (C,), label) pairs; in training, the mirror is chosen with the flip's own draw."""
+
+    def __init__(self, features: torch.Tensor, labels: np.ndarray, train: bool):
+        self.features, self.labels, self.train = features, labels, train
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        # v2.RandomHorizontalFlip(p=0.5) flips when torch.rand(1) < 0.5: the same call, the same stream.
+        flip = bool(torch.rand(1) < 0.5) if self.train else False
+        return self.features[i, int(flip)], int(self.labels[i])

@@ -1,0 +1,85 @@
+"""Prepared arrays as torch datasets, and the augmentations of the paper.
+
+Images stay memory-mapped uint8 (N, H, W, 3); a sample is decoded to a
+normalised float tensor (3, H, W) only when the loader asks for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from facetransfer.config import AugmentSpec
+
+# The normalisation of torchvision's ImageNet weights, used for every init so a
+# scratch model and an ImageNet model see the same input scale.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a prepared dataset: images (memory-mapped), labels, and their row ids."""
+
+    images: np.ndarray  # (N_all, H, W, 3) uint8, the whole prepared array
+    rows: np.ndarray  # (N,) indices into `images`
+    labels: np.ndarray  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def load_split(prepared: str | Path, split: str) -> Split:
+    """The `split` rows (train/val/test/all) of a prepared dataset folder."""
+    prepared = Path(prepared)
+    table = prepared / f"{split}.csv"
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: split list not found (run `facetransfer prepare` first)")
+    rows = pd.read_csv(table, usecols=["row", "label"])
+    images = np.load(prepared / "images.npy", mmap_mode="r")
+    return Split(images, rows["row"].to_numpy(np.int64), rows["label"].to_numpy(np.int64))
+
+
+def build_transform(augment: AugmentSpec | None) -> v2.Compose:
+    """uint8 (3, H, W) tensor -> normalised float32, with the random augmentations if given.
+
+    The paper's Keras settings map as: rotation_range -> degrees, width/height
+    shift -> translate, shear_range -> shear factor (converted to degrees),
+    zoom_range -> isotropic scale. Flip comes last so that, with flip as the only
+    augmentation, its random draw is the only one (training/cached.py relies on it).
+    """
+    ops: list[v2.Transform] = []
+    if augment is not None and not augment.flip_only:
+        shear_deg = float(np.degrees(np.arctan(augment.shear)))
+        ops.append(v2.RandomAffine(degrees=augment.rotation, translate=(augment.shift, augment.shift),
+                                   scale=(1 - augment.zoom, 1 + augment.zoom), shear=(-shear_deg, shear_deg)))
+    if augment is not None and augment.hflip:
+        ops.append(v2.RandomHorizontalFlip(p=0.5))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return v2.Compose(ops)
+
+
+class ImageDataset(Dataset):
+    """(image (3, H, W) float32, label) pairs of a split, transformed on access."""
+
+    def __init__(self, split: Split, transform: v2.Compose):
+        self.split, self.transform = split, transform
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        # np.array copies the row out of the memory map: (H, W, 3) -> (3, H, W)
+        image = torch.from_numpy(np.array(self.split.images[self.split.rows[i]])).permute(2, 0, 1)
+        return self.transform(image), int(self.split.labels[i])
+
+
+def class_counts(split: Split, n_classes: int) -> np.ndarray:
+    """(n_classes,) number of training samples per class."""
+    return np.bincount(split.labels, minlength=n_classes)

@@ -1,0 +1,179 @@
+"""One training loop for every stage: fit with per-epoch checkpoints and exact resume, predict.
+
+Determinism: every epoch reseeds torch from (seed, epoch) and shuffles with
+its own generator, so epoch e draws the same random numbers whether the run
+started at epoch 0 or resumed at e. That makes a killed-and-resumed run end
+with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import recall_score
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from facetransfer.config import TrainSettings
+
+EpochCallback = Callable[[dict], None]
+
+
+@dataclass
+class FitResult:
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int  # 0-based
+    best_score: float  # validation macro recall of the best epoch
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def seed_epoch(seed: int, epoch: int) -> torch.Generator:
+    """Reseed torch's global RNG (augmentation, dropout) for this epoch; return the shuffle generator."""
+    torch.manual_seed(seed * 100_003 + epoch)
+    return torch.Generator().manual_seed(seed * 100_019 + epoch)
+
+
+def macro_recall(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+    return float(recall_score(labels, predicted, labels=list(range(n_classes)), average="macro", zero_division=0))
+
+
+def _autocast(device: torch.device):
+    # bf16 autocast on CUDA (the paper profile); plain float32 on the CPU.
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device) -> np.ndarray:
+    """Class probabilities (N, C) of `dataset` in order, in eval mode."""
+    model.eval()
+    out = []
+    for x, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        with _autocast(device):
+            logits = model(_to_device(x, device))
+        out.append(torch.softmax(logits.float(), dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda" and x.dim() == 4:
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
+                    device: torch.device) -> float:
+    """One pass over `loader`; returns the mean training loss."""
+    model.train()
+    _frozen_norms_eval(model)
+    total, count = 0.0, 0
+    for x, y in loader:
+        x, y = _to_device(x, device), y.to(device)
+        with _autocast(device):
+            loss = loss_fn(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    return total / max(count, 1)
+
+
+def _frozen_norms_eval(model: nn.Module) -> None:
+    # A frozen block's batch norm must not update its running statistics either.
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
+    """SGD over the trainable parameters only (frozen blocks get no momentum or decay)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    o = settings.optimizer
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def fingerprint(settings: TrainSettings, extra: dict | None = None) -> str:
+    """Hash of everything that defines a run, so a checkpoint of another config is never resumed."""
+    text = json.dumps({"settings": settings.model_dump(mode="json"), "extra": extra or {}}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.ndarray, loss_fn: nn.Module,
+        settings: TrainSettings, n_classes: int, checkpoint: Path | None = None, run_key: str = "",
+        on_epoch: EpochCallback | None = None) -> FitResult:
+    """Train for settings.epochs; keep the epoch with the best validation macro recall.
+
+    With `checkpoint`, state is saved after every epoch (temp file, then
+    rename) and a run with the same `run_key` resumes from it.
+    """
+    device = resolve_device(settings.device)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, settings)
+    state = _resume(checkpoint, run_key, model, optimizer)
+    for epoch in range(state["epoch"], settings.epochs):
+        start = time.perf_counter()
+        generator = seed_epoch(settings.seed, epoch)
+        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator)
+        train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device)
+        val_pred = predict(model, val_set, settings.batch_size, device).argmax(1)
+        score = macro_recall(val_labels, val_pred, n_classes)
+        if state["best_epoch"] < 0 or score > state["best_score"]:
+            state.update(best_state=_cpu_copy(model.state_dict()), best_epoch=epoch, best_score=score)
+        record = {"epoch": epoch + 1, "train_loss": train_loss, "val_macro_recall": score,
+                  "seconds": time.perf_counter() - start}
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if checkpoint is not None:
+            _save(checkpoint, run_key, model, optimizer, state)
+        if on_epoch:
+            on_epoch(record)
+    return FitResult(state["best_state"], state["best_epoch"], state["best_score"], state["history"])
+
+
+def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
+
+
+def _fresh_state() -> dict:
+    return {"epoch": 0, "best_state": {}, "best_epoch": -1, "best_score": -1.0, "history": []}
+
+
+def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    if checkpoint is None or not checkpoint.is_file():
+        return _fresh_state()
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if saved.get("run_key") != run_key:
+        return _fresh_state()  # a checkpoint of another configuration: start over
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    state = {k: saved[k] for k in _fresh_state()}
+    state["history"] = [dict(r) for r in state["history"]]
+    return state
+
+
+def _save(checkpoint: Path, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    tmp = checkpoint.with_name(checkpoint.name + ".partial")
+    payload = {"run_key": run_key, "model": _cpu_copy(model.state_dict()), "optimizer": optimizer.state_dict(),
+               "rng_cpu": torch.get_rng_state(), **copy.copy(state)}
+    torch.save(payload, tmp)
+    tmp.replace(checkpoint)

@@ -1,0 +1,163 @@
+"""The three training stages of the transfer sweep as pure functions: data in, model and numbers out.
+
+  train_emotion   source VGG16 on AffectNet(-like), 8 emotions, focal loss + class-balanced weights
+  train_pain      copy of the source, first k conv blocks frozen, fine-tuned to pain (UNBC-like)
+  retrain_emotion conv of a pain model frozen, new 8-class head trained on emotions again
+
+The CLI (facetransfer/cli/train.py) writes the files and logs to MLflow.
+A saved model is a dict of tensors and plain values (loaded with
+`torch.load(..., weights_only=True)`) that carries its architecture and config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from torch import nn
+
+from facetransfer.config import ModelSpec, RetrainEmotionConfig, TrainEmotionConfig, TrainPainConfig, TrainSettings
+from facetransfer.data.labels import EMOTIONS, PAIN_CLASSES
+from facetransfer.models import build_model
+from facetransfer.models.vgg import freeze_blocks, load_imagenet_features, new_head
+from facetransfer.training.cached import FlipFeatureDataset, flip_features
+from facetransfer.training.data import ImageDataset, Split, build_transform, class_counts, load_split
+from facetransfer.training.losses import FocalLoss, class_balanced_weights
+from facetransfer.training.loop import EpochCallback, FitResult, fit, fingerprint, predict, resolve_device
+
+MODEL_FORMAT = "facetransfer.model/1"
+
+
+@dataclass
+class Trained:
+    """A trained model and what it scored: saved by the CLI as model.pt + metrics."""
+
+    model: nn.Module
+    saved: dict  # the model.pt payload
+    fit: FitResult
+    test_probs: np.ndarray  # (N, C)
+    test_labels: np.ndarray  # (N,)
+    test_rows: np.ndarray  # (N,) row ids in the prepared dataset
+
+
+def build(arch: ModelSpec, num_classes: int) -> nn.Module:
+    return build_model(arch.name, num_classes=num_classes, width=arch.width, batch_norm=arch.batch_norm,
+                       dropout=arch.dropout)
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """A model.pt written by a training stage -> (model with its weights, payload)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a facetransfer model (format {saved.get('format')!r}, expected {MODEL_FORMAT})")
+    model = build(ModelSpec(**saved["arch"]), len(saved["classes"]))
+    model.load_state_dict(saved["state_dict"])
+    return model, saved
+
+
+def _payload(model: nn.Module, arch: ModelSpec, classes: tuple[str, ...], stage: str, cfg: TrainSettings,
+             result: FitResult, **extra) -> dict:
+    return {"format": MODEL_FORMAT, "stage": stage, "arch": arch.model_dump(), "classes": list(classes),
+            "state_dict": model.state_dict(), "config": cfg.model_dump(mode="json"),
+            "best_epoch": result.best_epoch + 1, "val_macro_recall": result.best_score, **extra}
+
+
+def _loss(cfg: TrainSettings, train: Split, n_classes: int) -> FocalLoss:
+    weight = None
+    if cfg.loss.class_balance_beta > 0:
+        weight = class_balanced_weights(class_counts(train, n_classes), cfg.loss.class_balance_beta)
+    return FocalLoss(cfg.loss.gamma, weight=weight)
+
+
+def _fit_images(model: nn.Module, prepared: Path, cfg: TrainSettings, n_classes: int, checkpoint: Path | None,
+                run_key: str, on_epoch: EpochCallback | None) -> tuple[FitResult, Split]:
+    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    result = fit(model, ImageDataset(train, build_transform(cfg.augment)), ImageDataset(val, build_transform(None)),
+                 val.labels, _loss(cfg, train, n_classes), cfg, n_classes, checkpoint, run_key, on_epoch)
+    model.load_state_dict(result.best_state)
+    return result, load_split(prepared, "test")
+
+
+def _test(model: nn.Module, test: Split, cfg: TrainSettings) -> np.ndarray:
+    device = resolve_device(cfg.device)
+    return predict(model.to(device), ImageDataset(test, build_transform(None)), cfg.batch_size, device)
+
+
+def _digest(path: Path) -> str:
+    """Identity of a source model file, part of a run's resume key."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def train_emotion(prepared: Path, cfg: TrainEmotionConfig, checkpoint: Path | None = None,
+                  on_epoch: EpochCallback | None = None) -> Trained:
+    """The source model: VGG16 (scratch or ImageNet conv weights) trained on 8 emotions."""
+    torch.manual_seed(cfg.seed)  # the initial weights
+    model = build(cfg.model, len(EMOTIONS))
+    if cfg.init == "imagenet":
+        load_imagenet_features(model)
+    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, fingerprint(cfg), on_epoch)
+    saved = _payload(model, cfg.model, EMOTIONS, "train_emotion", cfg, result, init=cfg.init, freeze_blocks=0)
+    return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
+
+
+def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, checkpoint: Path | None = None,
+               on_epoch: EpochCallback | None = None) -> Trained:
+    """FreezeB<freeze>: all conv weights copied from the source, the first `freeze` blocks frozen."""
+    model, src = load_model(source)
+    arch = ModelSpec(**src["arch"])
+    torch.manual_seed(cfg.seed)  # the new binary head
+    new_head(model, len(PAIN_CLASSES))
+    freeze_blocks(model, freeze)
+    run_key = fingerprint(cfg, {"freeze": freeze, "source": _digest(source)})
+    result, test = _fit_images(model, prepared, cfg, len(PAIN_CLASSES), checkpoint, run_key, on_epoch)
+    saved = _payload(model, arch, PAIN_CLASSES, "train_pain", cfg, result, freeze_blocks=freeze)
+    return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
+
+
+def retrain_emotion(source: Path, prepared: Path, cfg: RetrainEmotionConfig, checkpoint: Path | None = None,
+                    on_epoch: EpochCallback | None = None) -> Trained:
+    """All conv blocks of a pain model frozen, a new 8-class head trained on emotions."""
+    model, src = load_model(source)
+    arch = ModelSpec(**src["arch"])
+    torch.manual_seed(cfg.seed)
+    new_head(model, len(EMOTIONS))
+    freeze_blocks(model, 5)
+    run_key = fingerprint(cfg, {"source": _digest(source)})
+    if cfg.cached_features and cfg.augment.flip_only:
+        result, test = _fit_cached_head(model, prepared, cfg, checkpoint, run_key, on_epoch)
+    else:
+        result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
+    saved = _payload(model, arch, EMOTIONS, "retrain_emotion", cfg, result, freeze_blocks=src.get("freeze_blocks"),
+                     cached_features=cfg.cached_features and cfg.augment.flip_only)
+    return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
+
+
+def _fit_cached_head(model: nn.Module, prepared: Path, cfg: RetrainEmotionConfig, checkpoint: Path | None,
+                     run_key: str, on_epoch: EpochCallback | None) -> tuple[FitResult, Split]:
+    device = resolve_device(cfg.device)
+    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    train_f = flip_features(model, train, cfg.batch_size, device)  # (N, 2, C)
+    val_f = flip_features(model, val, cfg.batch_size, device)
+    head = model.classifier
+    result = fit(head, FlipFeatureDataset(train_f, train.labels, train=cfg.augment.hflip),
+                 FlipFeatureDataset(val_f, val.labels, train=False), val.labels,
+                 _loss(cfg, train, len(EMOTIONS)), cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
+    head.load_state_dict(result.best_state)
+    model.to("cpu")
+    return FitResult(model.state_dict(), result.best_epoch, result.best_score, result.history), load_split(prepared, "test")
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """accuracy, and per-class + macro precision / recall / F1 (the paper's Table 1 layout)."""
+    predicted = probs.argmax(1)
+    ids = list(range(len(classes)))
+    p, r, f, _ = precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    out: dict = {"accuracy": float((predicted == labels).mean())}
+    for name, values in (("precision", p), ("recall", r), ("f1", f)):
+        out[name] = {c: float(v) for c, v in zip(classes, values)} | {"macro": float(np.mean(values))}
+    out["confusion"] = confusion_matrix(labels, predicted, labels=ids).tolist()
+    return out

@@ -1,0 +1,118 @@
+"""The training loop: determinism, exact resume, and exact feature caching for head retraining."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facetransfer.config import AugmentSpec, TrainSettings
+from facetransfer.models.vgg import build_vgg16, freeze_blocks
+from facetransfer.training.cached import FlipFeatureDataset, flip_features
+from facetransfer.training.data import ImageDataset, build_transform, load_split
+from facetransfer.training.losses import FocalLoss
+from facetransfer.training.loop import fit, predict
+
+SETTINGS = TrainSettings(epochs=3, batch_size=8, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A tiny prepared dataset: 48 random 32x32 images, 2 classes, train/val/test."""
+    folder = tmp_path_factory.mktemp("prepared")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(48) % 2
+    images[labels == 1, :, :16] //= 2  # a learnable difference: darker left half
+    np.save(folder / "images.npy", images)
+    for split, rows in (("train", range(0, 32)), ("val", range(32, 40)), ("test", range(40, 48))):
+        pd.DataFrame({"row": list(rows), "label": labels[list(rows)]}).to_csv(folder / f"{split}.csv", index=False)
+    return folder
+
+
+def _model(dropout: float = 0.0, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_vgg16(num_classes=2, width=0.0625, batch_norm=True, dropout=dropout)
+
+
+def _fit(model, prepared, settings=SETTINGS, augment=AugmentSpec(), **kwargs):
+    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    return fit(model, ImageDataset(train, build_transform(augment)), ImageDataset(val, build_transform(None)),
+               val.labels, FocalLoss(2.0), settings, 2, **kwargs)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_weights(prepared):
+    first, second = _fit(_model(), prepared), _fit(_model(), prepared)
+    assert _same(first.best_state, second.best_state)
+    assert first.history == [{**r, "seconds": h["seconds"]} for r, h in zip(second.history, first.history)]
+
+
+def test_another_seed_other_weights(prepared):
+    first = _fit(_model(), prepared)
+    other = _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"seed": 7}))
+    assert not _same(first.best_state, other.best_state)
+
+
+def test_killed_run_resumes_to_the_same_weights(prepared, tmp_path):
+    checkpoint = tmp_path / "last.pt"
+    uninterrupted = _fit(_model(), prepared)
+
+    def crash_after_two(record):
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt  # the process dies after epoch 2 was checkpointed
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_model(), prepared, checkpoint=checkpoint, run_key="k", on_epoch=crash_after_two)
+    epochs_run = []
+    resumed = _fit(_model(seed=99), prepared, checkpoint=checkpoint, run_key="k",
+                   on_epoch=lambda r: epochs_run.append(r["epoch"]))
+    assert epochs_run == [3]  # only the missing epoch ran
+    assert _same(resumed.best_state, uninterrupted.best_state)
+    assert resumed.best_epoch == uninterrupted.best_epoch and len(resumed.history) == 3
+
+
+def test_checkpoint_of_another_config_is_not_resumed(prepared, tmp_path):
+    checkpoint = tmp_path / "last.pt"
+    _fit(_model(), prepared, checkpoint=checkpoint, run_key="old")
+    epochs_run = []
+    _fit(_model(), prepared, checkpoint=checkpoint, run_key="new", on_epoch=lambda r: epochs_run.append(r["epoch"]))
+    assert epochs_run == [1, 2, 3]
+
+
+def test_cached_features_train_the_same_head(prepared):
+    # Head retraining with every conv block frozen: through the network vs on cached image/mirror features.
+    settings = SETTINGS.model_copy(update={"epochs": 2})
+    full = _model(dropout=0.5)
+    freeze_blocks(full, 5)
+    through = _fit(full, prepared, settings=settings)
+    cached_model = _model(dropout=0.5)
+    freeze_blocks(cached_model, 5)
+    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    result = fit(cached_model.classifier, FlipFeatureDataset(flip_features(cached_model, train, 8, torch.device("cpu")),
+                                                             train.labels, train=True),
+                 FlipFeatureDataset(flip_features(cached_model, val, 8, torch.device("cpu")), val.labels, train=False),
+                 val.labels, FocalLoss(2.0), settings, 2)
+    head = {k.removeprefix("classifier."): v for k, v in through.best_state.items() if k.startswith("classifier.")}
+    for key, value in result.best_state.items():
+        torch.testing.assert_close(value, head[key], rtol=1e-4, atol=1e-5)
+    cached_model.classifier.load_state_dict(result.best_state)
+    full.load_state_dict(through.best_state)
+    test = ImageDataset(load_split(prepared, "test"), build_transform(None))
+    cpu = torch.device("cpu")
+    np.testing.assert_array_equal(predict(full, test, 8, cpu).argmax(1), predict(cached_model, test, 8, cpu).argmax(1))
+
+
+def test_frozen_blocks_do_not_change_during_fit(prepared):
+    model = _model()
+    freeze_blocks(model, 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _fit(model, prepared, settings=SETTINGS.model_copy(update={"epochs": 1}))
+    frozen = [k for k, p in model.named_parameters() if not p.requires_grad]
+    trained = [k for k, p in model.named_parameters() if p.requires_grad]
+    assert frozen and all(torch.equal(model.state_dict()[k], before[k]) for k in frozen)
+    assert any(not torch.equal(model.state_dict()[k], before[k]) for k in trained)

@@ -52,6 +52,7 @@ test-all: setup
 bench: setup
 	python bench/synth_prepare.py
 	python bench/learnability.py
+	python bench/train_throughput.py
 
 ui: setup
 	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db

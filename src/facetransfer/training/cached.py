@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from facetransfer.training.data import ImageDataset, Split, build_transform
+from facetransfer.training.data import ImageDataset, Split, build_transform, normalize
 
 
 def backbone(model: nn.Module) -> nn.Module:
@@ -26,13 +26,15 @@ def backbone(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def flip_features(model: nn.Module, split: Split, batch_size: int, device: torch.device) -> torch.Tensor:
-    """(N, 2, C) features of every image (index 0) and of its mirror (index 1)."""
+def flip_features(model: nn.Module, split: Split, batch_size: int, device: torch.device,
+                  mirrors: bool = True) -> torch.Tensor:
+    """(N, 2, C) features of every image (index 0) and of its mirror (index 1); (N, 1, C) without mirrors."""
     net = backbone(model).to(device).eval()
     out = []
     for x, _ in DataLoader(ImageDataset(split, build_transform(None)), batch_size=batch_size, shuffle=False):
-        x = x.to(device)  # (B, 3, H, W), normalised; flipping commutes with per-channel normalisation
-        out.append(torch.stack([net(x), net(torch.flip(x, dims=[3]))], dim=1).float().cpu())
+        x = normalize(x.to(device))  # (B, 3, H, W); flipping commutes with per-channel normalisation
+        views = [net(x), net(torch.flip(x, dims=[3]))] if mirrors else [net(x)]
+        out.append(torch.stack(views, dim=1).float().cpu())
     return torch.cat(out)
 
 

@@ -1,7 +1,7 @@
 """Prepared arrays as torch datasets, and the augmentations of the paper.
 
-Images stay memory-mapped uint8 (N, H, W, 3); a sample is decoded to a
-normalised float tensor (3, H, W) only when the loader asks for it.
+Images stay memory-mapped uint8 (N, H, W, 3); a sample is copied out and
+augmented only when the loader asks for it, and each batch is normalised once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from facetransfer.config import AugmentSpec
 
@@ -47,7 +48,7 @@ def load_split(prepared: str | Path, split: str) -> Split:
 
 
 def build_transform(augment: AugmentSpec | None) -> v2.Compose:
-    """uint8 (3, H, W) tensor -> normalised float32, with the random augmentations if given.
+    """The random augmentations, on uint8 (3, H, W) tensors (conversion happens per batch, in `normalize`).
 
     The paper's Keras settings map as: rotation_range -> degrees, width/height
     shift -> translate, shear_range -> shear factor (converted to degrees),
@@ -61,12 +62,20 @@ def build_transform(augment: AugmentSpec | None) -> v2.Compose:
                                    scale=(1 - augment.zoom, 1 + augment.zoom), shear=(-shear_deg, shear_deg)))
     if augment is not None and augment.hflip:
         ops.append(v2.RandomHorizontalFlip(p=0.5))
-    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    return v2.Compose(ops)
+    return v2.Compose(ops or [v2.Identity()])
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float32 scaled to [0, 1] and normalised with the ImageNet statistics.
+
+    Done once per batch rather than per image (measured ~5 % of a CPU training
+    step per image); on a GPU the batch also travels as uint8, 4x less data.
+    """
+    return F.normalize(F.to_dtype(batch, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
 class ImageDataset(Dataset):
-    """(image (3, H, W) float32, label) pairs of a split, transformed on access."""
+    """(image (3, H, W) uint8, label) pairs of a split, augmented on access; see `normalize`."""
 
     def __init__(self, split: Split, transform: v2.Compose):
         self.split, self.transform = split, transform

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from facetransfer.config import TrainSettings
+from facetransfer.training.data import normalize
 
 EpochCallback = Callable[[dict], None]
 
@@ -72,16 +73,19 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int, device: torch.d
 
 
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a batch to the device; uint8 image batches are normalised there (see data.normalize)."""
+    x = x.to(device, non_blocking=device.type == "cuda")
+    if x.dtype == torch.uint8:
+        x = normalize(x)
     if device.type == "cuda" and x.dim() == 4:
-        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
-    return x.to(device)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
                     device: torch.device) -> float:
     """One pass over `loader`; returns the mean training loss."""
-    model.train()
-    _frozen_norms_eval(model)
+    model.train()  # VGG16Net.train keeps frozen blocks (and their batch norm) in eval mode
     total, count = 0.0, 0
     for x, y in loader:
         x, y = _to_device(x, device), y.to(device)
@@ -93,13 +97,6 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, op
         total += loss.item() * len(y)
         count += len(y)
     return total / max(count, 1)
-
-
-def _frozen_norms_eval(model: nn.Module) -> None:
-    # A frozen block's batch norm must not update its running statistics either.
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
-            module.eval()
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:

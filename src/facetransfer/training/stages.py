@@ -141,7 +141,7 @@ def _fit_cached_head(model: nn.Module, prepared: Path, cfg: RetrainEmotionConfig
     device = resolve_device(cfg.device)
     train, val = load_split(prepared, "train"), load_split(prepared, "val")
     train_f = flip_features(model, train, cfg.batch_size, device)  # (N, 2, C)
-    val_f = flip_features(model, val, cfg.batch_size, device)
+    val_f = flip_features(model, val, cfg.batch_size, device, mirrors=False)  # validation is never flipped
     head = model.classifier
     result = fit(head, FlipFeatureDataset(train_f, train.labels, train=cfg.augment.hflip),
                  FlipFeatureDataset(val_f, val.labels, train=False), val.labels,

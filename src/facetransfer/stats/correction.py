@@ -1,0 +1,38 @@
+"""Multiple-comparison correction and confidence intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+
+def holm(pvalues: ArrayLike) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels multipletests, method="holm"), same order as given.
+
+    pvalues: 1-D, each in [0, 1]. NaNs are not allowed (ValueError): drop untestable
+    comparisons before correcting, so they do not silently shrink the family.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be 1-D, got shape {p.shape}")
+    if np.isnan(p).any():
+        raise ValueError("pvalues contain NaN; remove untestable comparisons before Holm correction")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("pvalues must lie in [0, 1]")
+    if p.size == 0:
+        return p.copy()
+    return multipletests(p, method="holm")[1]
+
+
+def mean_ci(values: ArrayLike, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t confidence interval for the mean of 1-D values (n >= 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2:
+        raise ValueError(f"need a 1-D array of at least 2 values, got shape {x.shape}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    m = float(x.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return m, m - half, m + half

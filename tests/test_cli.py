@@ -14,7 +14,7 @@ runner = CliRunner()
 def test_top_level_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for stage in ("synth", "prepare", "train-emotion", "train-pain", "retrain-emotion", "track-init"):
+    for stage in ("synth", "prepare", "train-emotion", "train-pain", "retrain-emotion", "track-init", "forgetting"):
         assert stage in result.output
 
 

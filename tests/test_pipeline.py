@@ -67,7 +67,8 @@ def test_every_model_and_run_is_recorded(repo):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facetransfer")
     runs = client.search_runs([experiment.experiment_id])
-    assert run_ids == {r.info.run_id for r in runs} and len(run_ids) == 13
+    training = {r.info.run_id for r in runs if r.data.tags.get("stage") != "forgetting"}
+    assert run_ids == training and len(run_ids) == 13
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
     assert sorted(r.data.tags["freeze_blocks"] for r in pain) == [str(k) for k in FREEZES]
     assert all(len(client.get_metric_history(r.info.run_id, "val_macro_recall")) == 2 for r in pain)
@@ -85,6 +86,17 @@ def test_frozen_blocks_of_pain_models_equal_the_source(repo):
     first_three, later = conv[:14], conv[14:]  # conv and batch-norm weights, in order
     assert all(torch.equal(source[k], pain3[k]) for k in first_three)
     assert any(not torch.equal(source[k], pain3[k]) for k in later)
+
+
+def test_forgetting_metrics_have_the_documented_layout(repo):
+    numbers = json.loads((repo / "metrics" / "forgetting.json").read_text())
+    assert set(numbers["recall"]) == {f"freeze{k}" for k in FREEZES}
+    assert set(numbers["mcnemar"]) == {f"freeze{k}" for k in FREEZES if k != 5}
+    cell = numbers["mcnemar"]["freeze0"]["contempt"]
+    assert {"statistic", "pvalue", "pvalue_holm", "method"} <= set(cell)
+    assert numbers["trade_off"]["balanced"] in numbers["trade_off"]["pareto_front"]
+    assert all((repo / "reports" / "forgetting" / f).is_file() for f in ("recall.csv", "recall.md", "recall.png",
+                                                                          "trade_off.png"))
 
 
 def test_second_repro_does_nothing(repo):

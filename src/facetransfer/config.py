@@ -283,3 +283,20 @@ class RetrainEmotionConfig(TrainSettings):
 
 SECTIONS.update({"train_emotion": TrainEmotionConfig, "train_pain": TrainPainConfig,
                  "retrain_emotion": RetrainEmotionConfig})
+
+
+class ForgettingConfig(Frozen):
+    """`forgetting`: recall table, McNemar per class against the reference, the trade-off."""
+
+    freeze_blocks: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    reference: int = Field(5, ge=0, le=5)  # FreezeB5 kept all emotion conv blocks
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _reference_listed(self) -> "ForgettingConfig":
+        if self.reference not in self.freeze_blocks:
+            raise ValueError(f"reference {self.reference} must be one of freeze_blocks {list(self.freeze_blocks)}")
+        return self
+
+
+SECTIONS["forgetting"] = ForgettingConfig

@@ -1,0 +1,1 @@
+"""Analyses of trained models: what the transfer to pain forgot, and at what gain."""

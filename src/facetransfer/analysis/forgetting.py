@@ -1,0 +1,99 @@
+"""Forgetting after transfer (Prajod et al. 2022, section 4.1, Fig. 3 and Fig. 6).
+
+Inputs are the retrained emotion heads' test predictions (one frame per
+FreezeBk) and the pain models' macro recall. Outputs: the per-class recall
+table, McNemar per class between the reference (FreezeB5, which kept every
+emotion conv block) and each FreezeBk with Holm correction and a confidence
+interval of the recall difference, and the pain/emotion trade-off with its
+Pareto front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from facetransfer.stats import holm, mcnemar_test
+
+
+def name(k: int) -> str:
+    return f"freeze{k}"
+
+
+def recall_table(predictions: dict[int, pd.DataFrame], classes: tuple[str, ...]) -> pd.DataFrame:
+    """Rows freeze{k}, columns the classes and macro: test recall of each retrained model."""
+    rows = {}
+    for k, frame in sorted(predictions.items()):
+        per_class = [float((frame.loc[frame["label"] == c, "predicted"] == c).mean()) for c in range(len(classes))]
+        rows[name(k)] = per_class + [float(np.mean(per_class))]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*classes, "macro"])
+
+
+def paired_difference_ci(ref_correct: np.ndarray, other_correct: np.ndarray,
+                         confidence: float) -> tuple[float, float, float]:
+    """Recall(reference) - recall(other) on the same images, with a Wald interval for paired proportions.
+
+    With b = reference right / other wrong and c = the reverse, the difference is
+    (b - c) / n and its variance ((b + c) / n - d^2) / n (Agresti, Categorical Data
+    Analysis, 10.1); no maintained library exposes this paired interval directly.
+    """
+    n = len(ref_correct)
+    b = int(np.sum(ref_correct & ~other_correct))
+    c = int(np.sum(~ref_correct & other_correct))
+    d = (b - c) / n
+    half = norm.ppf(0.5 + confidence / 2) * np.sqrt(max((b + c) / n - d * d, 0.0) / n)
+    return d, d - half, d + half
+
+
+def _aligned(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ref, oth = reference.sort_values("row").reset_index(drop=True), other.sort_values("row").reset_index(drop=True)
+    if not ref["row"].equals(oth["row"]) or not ref["label"].equals(oth["label"]):
+        raise ValueError("test predictions of the models cover different images; rerun retrain-emotion")
+    return ref, oth
+
+
+def mcnemar_by_class(predictions: dict[int, pd.DataFrame], classes: tuple[str, ...], reference: int,
+                     confidence: float) -> dict[str, dict[str, dict]]:
+    """freeze{k} -> class -> McNemar statistic, p-value, Holm-adjusted p-value (over all k and classes),
+    method, and recall(reference) - recall(k) with its confidence interval."""
+    out: dict[str, dict[str, dict]] = {}
+    for k, frame in sorted(predictions.items()):
+        if k == reference:
+            continue
+        ref, other = _aligned(predictions[reference], frame)
+        out[name(k)] = {}
+        for c, cls in enumerate(classes):
+            mask = ref["label"].to_numpy() == c
+            ref_ok = ref["predicted"].to_numpy()[mask] == c
+            oth_ok = other["predicted"].to_numpy()[mask] == c
+            test = mcnemar_test(ref_ok, oth_ok)
+            d, low, high = paired_difference_ci(ref_ok, oth_ok, confidence)
+            out[name(k)][cls] = {"statistic": test.statistic, "pvalue": test.pvalue, "method": test.method,
+                                 "recall_difference": d, "ci_low": low, "ci_high": high,
+                                 "discordant_reference_only": test.extra["b"], "discordant_other_only": test.extra["c"]}
+    cells = [cell for per_class in out.values() for cell in per_class.values()]
+    for cell, adjusted in zip(cells, holm([cell["pvalue"] for cell in cells])):
+        cell["pvalue_holm"] = float(adjusted)
+    return out
+
+
+def trade_off(pain_recall: dict[int, float], emotion_recall: dict[int, float]) -> dict:
+    """Pareto front of (pain macro recall, emotion macro recall) and the balanced choice.
+
+    Rule for the balanced choice (the paper picked FreezeB3/B2 by eye): among the
+    Pareto-optimal models, the one with the largest harmonic mean of the two recalls.
+    """
+    points = {k: (pain_recall[k], emotion_recall[k]) for k in sorted(pain_recall)}
+
+    def dominated(k: int) -> bool:
+        p, e = points[k]
+        return any(p2 >= p and e2 >= e and (p2, e2) != (p, e) for j, (p2, e2) in points.items() if j != k)
+
+    front = [k for k in points if not dominated(k)]
+    harmonic = {k: 2 * p * e / (p + e) if p + e else 0.0 for k, (p, e) in points.items()}
+    balanced = max(front, key=lambda k: harmonic[k])
+    return {"points": {name(k): {"pain_macro_recall": p, "emotion_macro_recall": e, "harmonic_mean": harmonic[k]}
+                       for k, (p, e) in points.items()},
+            "pareto_front": [name(k) for k in front], "balanced": name(balanced),
+            "rule": "Pareto-optimal model with the largest harmonic mean of pain and emotion macro recall"}

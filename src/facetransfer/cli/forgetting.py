@@ -1,0 +1,80 @@
+"""`facetransfer forgetting`: what the pain models forgot about emotions, and what pain gained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facetransfer import tracking
+from facetransfer.cli.app import ParamsOption, app, user_errors
+from facetransfer.config import load_section
+from facetransfer.data.labels import EMOTIONS
+from facetransfer.fsutil import atomic_dir, write_json_atomic
+
+
+def _read_inputs(retrain: Path, pain_metrics: Path, blocks: tuple[int, ...]):
+    import pandas as pd
+
+    predictions, pain = {}, {}
+    for k in blocks:
+        table = retrain / f"freeze{k}" / "test_predictions.csv"
+        metrics = pain_metrics / f"freeze{k}.json"
+        for path in (table, metrics):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not found (run the train-pain / retrain-emotion stages first)")
+        predictions[k] = pd.read_csv(table, usecols=["row", "label", "predicted"])
+        pain[k] = json.loads(metrics.read_text())["recall"]["macro"]
+    return predictions, pain
+
+
+@app.command()
+def forgetting(
+    retrain: Annotated[Path, typer.Option(help="Folder with freeze{k}/test_predictions.csv of the retrained heads.")],
+    pain_metrics: Annotated[Path, typer.Option(help="Folder with freeze{k}.json of the pain models.")],
+    out: Annotated[Path, typer.Option(help="Folder for the tables (CSV, Markdown) and figures (PNG).")],
+    metrics: Annotated[Path, typer.Option(help="metrics/forgetting.json (recall, McNemar, trade-off).")],
+    run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Per-class recall of the retrained heads (Fig. 3), McNemar per class vs the reference with Holm
+    correction and recall-difference intervals, and the pain/emotion trade-off with its Pareto front (Fig. 6)."""
+    from facetransfer.analysis import forgetting as core
+    from facetransfer.report.figures import recall_bars, trade_off_plot
+
+    with user_errors():
+        cfg = load_section(params, "forgetting")
+        predictions, pain = _read_inputs(retrain, pain_metrics, cfg.freeze_blocks)
+        recall = core.recall_table(predictions, EMOTIONS)
+        mcnemar = core.mcnemar_by_class(predictions, EMOTIONS, cfg.reference, cfg.confidence)
+        trade = core.trade_off(pain, {k: float(recall.loc[core.name(k), "macro"]) for k in cfg.freeze_blocks})
+        forgotten = (recall.loc[core.name(cfg.reference)] - recall).drop(index=core.name(cfg.reference))
+        figures = {"recall.png": recall_bars(recall), "trade_off.png": trade_off_plot(trade)}
+        with atomic_dir(out) as tmp:
+            recall.to_csv(tmp / "recall.csv", index_label="model")
+            (tmp / "recall.md").write_text(recall.round(3).to_markdown() + "\n")
+            forgotten.to_csv(tmp / "forgetting.csv", index_label="model")
+            for file, figure in figures.items():
+                figure.savefig(tmp / file, dpi=120)
+        summary = {"reference": core.name(cfg.reference), "recall": recall.to_dict(orient="index"),
+                   "forgetting": forgotten.to_dict(orient="index"), "mcnemar": mcnemar, "trade_off": trade}
+        write_json_atomic(metrics, summary)
+        with tracking.start_run("facetransfer", "forgetting", params=cfg.model_dump(mode="json"),
+                                tags=tracking.run_tags("forgetting", Path.cwd())) as run:
+            run.log_table(recall.reset_index(names="model"), "recall.json")
+            run.log_table(_mcnemar_rows(mcnemar), "mcnemar.json")
+            for file, figure in figures.items():
+                run.log_figure(figure, file)
+            run.log_dict(summary, "forgetting.json")
+            tracking.write_run_id(run_id, run.run_id)
+    typer.echo(f"macro recall after retraining: " + ", ".join(f"{m} {v:.3f}" for m, v in recall["macro"].items()))
+    typer.echo(f"balanced pain/emotion choice: {trade['balanced']} (Pareto front: {', '.join(trade['pareto_front'])})")
+
+
+def _mcnemar_rows(mcnemar: dict):
+    import pandas as pd
+
+    return pd.DataFrame([{"model": model, "class": cls, **cell} for model, per_class in mcnemar.items()
+                         for cls, cell in per_class.items()])

@@ -25,9 +25,6 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-PositiveInt = Field(gt=0)
-
-
 class IntRange(Frozen):
     """An inclusive integer range [low, high]."""
 

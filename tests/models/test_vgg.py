@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torchvision.models.vgg import VGG, VGG16_BN_Weights, VGG16_Weights, cfgs
+from torchvision.models.vgg import VGG, VGG16_BN_Weights, VGG16_Weights
 
 import facetransfer.models.vgg as vgg_module
 from facetransfer.models import MODELS, build_model

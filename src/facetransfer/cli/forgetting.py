@@ -69,7 +69,7 @@ def forgetting(
                 run.log_figure(figure, file)
             run.log_dict(summary, "forgetting.json")
             tracking.write_run_id(run_id, run.run_id)
-    typer.echo(f"macro recall after retraining: " + ", ".join(f"{m} {v:.3f}" for m, v in recall["macro"].items()))
+    typer.echo("macro recall after retraining: " + ", ".join(f"{m} {v:.3f}" for m, v in recall["macro"].items()))
     typer.echo(f"balanced pain/emotion choice: {trade['balanced']} (Pareto front: {', '.join(trade['pareto_front'])})")
 
 

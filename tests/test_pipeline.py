@@ -67,7 +67,7 @@ def test_every_model_and_run_is_recorded(repo):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facetransfer")
     runs = client.search_runs([experiment.experiment_id])
-    training = {r.info.run_id for r in runs if r.data.tags.get("stage") != "forgetting"}
+    training = {r.info.run_id for r in runs if r.data.tags.get("stage") not in ("forgetting", "concepts")}
     assert run_ids == training and len(run_ids) == 13
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
     assert sorted(r.data.tags["freeze_blocks"] for r in pain) == [str(k) for k in FREEZES]
@@ -97,6 +97,30 @@ def test_forgetting_metrics_have_the_documented_layout(repo):
     assert numbers["trade_off"]["balanced"] in numbers["trade_off"]["pareto_front"]
     assert all((repo / "reports" / "forgetting" / f).is_file() for f in ("recall.csv", "recall.md", "recall.png",
                                                                           "trade_off.png"))
+
+
+def test_concept_tests_have_the_documented_layout(repo):
+    rows = json.loads((repo / "metrics" / "concepts.json").read_text())
+    assert {(r["au"], r["model_b"]) for r in rows} == {(au, f"freeze{k}") for au in (5, 14, 4, 6, 12) for k in range(5)}
+    for row in rows:
+        assert row["model_a"] == "freeze5" and 0.0 <= row["mean_f1_a"] <= 1.0 and 0.0 <= row["mean_f1_b"] <= 1.0
+        for test in ("plain", "corrected", "five_by_two"):
+            assert {"statistic", "pvalue", "pvalue_holm"} <= set(row[test])
+    shown = _run(repo, "dvc", "metrics", "show")
+    assert "metrics/concepts_summary.json" in shown and "AU14.freeze0.corrected_p" in shown
+    assert (repo / "reports" / "concepts" / "f1_differences.png").is_file()
+
+
+def test_analysis_runs_link_to_the_training_runs(repo):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    pain0 = json.loads((repo / "runs" / "pain" / "freeze0.json").read_text())["run_id"]
+    retrain0 = json.loads((repo / "runs" / "retrain" / "freeze0.json").read_text())["run_id"]
+    concepts = client.get_run(json.loads((repo / "runs" / "concepts.json").read_text())["run_id"]).data.tags
+    forgetting = client.get_run(json.loads((repo / "runs" / "forgetting.json").read_text())["run_id"]).data.tags
+    assert concepts["source_run.freeze0"] == pain0
+    assert forgetting["source_run.pain.freeze0"] == pain0 and forgetting["source_run.retrain.freeze0"] == retrain0
 
 
 def test_second_repro_does_nothing(repo):

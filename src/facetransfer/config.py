@@ -230,10 +230,17 @@ class AugmentSpec(Frozen):
     shift: float = Field(0.0, ge=0.0, lt=1.0)  # fraction of width/height, +-
     shear: float = Field(0.0, ge=0.0, lt=1.0)  # shear factor (tan of the angle), +-
     zoom: float = Field(0.0, ge=0.0, lt=1.0)  # scale in [1 - zoom, 1 + zoom]
+    # Probability of turning a training image grey (not in the paper's list): the CK+ and
+    # FER+ images the models are probed and tested on are greyscale, AffectNet is mostly colour.
+    grayscale: float = Field(0.0, ge=0.0, le=1.0)
+
+    @property
+    def geometric(self) -> bool:
+        return not self.rotation == self.shift == self.shear == self.zoom == 0.0
 
     @property
     def flip_only(self) -> bool:
-        return self.rotation == self.shift == self.shear == self.zoom == 0.0
+        return not self.geometric and self.grayscale == 0.0
 
 
 class TrainSettings(Frozen):
@@ -297,3 +304,36 @@ class ForgettingConfig(Frozen):
 
 
 SECTIONS["forgetting"] = ForgettingConfig
+
+
+class ConceptsConfig(Frozen):
+    """`concepts`: linear SVM probes for AUs on CK+ peak frames, FreezeB<reference> vs each compared model."""
+
+    seed: int = Field(2022, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    aus: tuple[int, ...] = (5, 14, 4, 6, 12)  # the paper's two candidates, then pain-relevant controls
+    upper_face_aus: tuple[int, ...] = (5,)  # probed on upper.npy (mouth blanked): AU5 apart from AU26
+    reference: int = Field(5, ge=0, le=5)
+    compare: tuple[int, ...] = (0, 1, 2, 3, 4)
+    repeats: int = Field(500, ge=5)  # 5x2cv uses the first 5
+    svm_c: float = Field(1.0, gt=0.0)
+    class_weight: Literal["none", "balanced"] = "none"
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # a concept counts as forgotten at this Holm-corrected level
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    workers: int = Field(2, ge=1)
+    batch_size: int = Field(256, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ConceptsConfig":
+        unknown = sorted(set(self.aus) - set(ACTION_UNITS))
+        if unknown or not self.aus:
+            raise ValueError(f"aus must be non-empty and among {list(ACTION_UNITS)}, got {list(self.aus)}")
+        if not set(self.upper_face_aus) <= set(self.aus):
+            raise ValueError(f"upper_face_aus {list(self.upper_face_aus)} must be listed in aus {list(self.aus)}")
+        if not self.compare or any(not 0 <= k <= 5 or k == self.reference for k in self.compare):
+            raise ValueError(f"compare must list freeze blocks in 0..5 other than the reference {self.reference}, "
+                             f"got {list(self.compare)}")
+        return self
+
+
+SECTIONS["concepts"] = ConceptsConfig

@@ -291,3 +291,10 @@ def test_calibration_under_null():
     assert 0.01 <= rate["corrected"] <= 0.10, rate
     assert 0.01 <= rate["five_by_two"] <= 0.10, rate
     assert rate["plain"] > rate["corrected"], rate
+
+
+def test_paired_ttest_zero_variance_like_the_other_tests():
+    same = paired_ttest([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
+    assert (same.statistic, same.pvalue) == (0.0, 1.0)
+    shifted = paired_ttest([0.75, 1.0, 1.25], [0.5, 0.75, 1.0])  # differences exactly 0.25
+    assert shifted.pvalue == 0.0 and shifted.statistic > 0

@@ -21,6 +21,7 @@ from facetransfer.tracking import (
     flatten_params,
     init_store,
     run_tags,
+    source_run_tags,
     start_run,
     tracking_uri,
     write_run_id,
@@ -226,3 +227,10 @@ def test_write_run_id_writes_json(repo, tmp_path):
     write_run_id(path, "abc")
     assert json.loads(path.read_text()) == {"run_id": "abc", "tracking_uri": tracking_uri()}
     assert [p.name for p in path.parent.iterdir()] == ["train.json"]  # no temp file left behind
+
+
+def test_source_run_tags_link_to_the_training_runs(tmp_path):
+    write_run_id(tmp_path / "pain" / "freeze0.json", "abc123", uri="sqlite:///x.db")
+    assert source_run_tags(tmp_path, ["pain/freeze0"]) == {"source_run.pain.freeze0": "abc123"}
+    with pytest.raises(FileNotFoundError, match="freeze1.json: no readable run id"):
+        source_run_tags(tmp_path, ["pain/freeze1"])

@@ -37,6 +37,7 @@ def forgetting(
     out: Annotated[Path, typer.Option(help="Folder for the tables (CSV, Markdown) and figures (PNG).")],
     metrics: Annotated[Path, typer.Option(help="metrics/forgetting.json (recall, McNemar, trade-off).")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with pain/ and retrain/freeze{k}.json run ids, to link the MLflow run to them.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Per-class recall of the retrained heads (Fig. 3), McNemar per class vs the reference with Holm
@@ -61,8 +62,10 @@ def forgetting(
         summary = {"reference": core.name(cfg.reference), "recall": recall.to_dict(orient="index"),
                    "forgetting": forgotten.to_dict(orient="index"), "mcnemar": mcnemar, "trade_off": trade}
         write_json_atomic(metrics, summary)
+        names = [f"{stage}/freeze{k}" for stage in ("pain", "retrain") for k in cfg.freeze_blocks]
+        links = tracking.source_run_tags(source_runs, names) if source_runs else {}
         with tracking.start_run("facetransfer", "forgetting", params=cfg.model_dump(mode="json"),
-                                tags=tracking.run_tags("forgetting", Path.cwd())) as run:
+                                tags=tracking.run_tags("forgetting", Path.cwd(), **links)) as run:
             run.log_table(recall.reset_index(names="model"), "recall.json")
             run.log_table(_mcnemar_rows(mcnemar), "mcnemar.json")
             for file, figure in figures.items():

@@ -48,3 +48,27 @@ def trade_off_plot(trade: dict) -> Figure:
     ax.set_title("What pain gained vs what emotion lost")
     ax.legend(fontsize="small")
     return fig
+
+
+def concept_forest(rows: list[dict]) -> Figure:
+    """Forest plot of probe F1 differences (reference - model) per AU and model, plain vs corrected 95 % CI.
+
+    A difference above 0 means the reference's features detect the AU better (the model
+    forgot some of it). The plain interval treats overlapping CV resamples as independent.
+    """
+    fig = Figure(figsize=(8, 0.32 * len(rows) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(rows))[::-1]
+    for yi, row in zip(y, rows):
+        ax.plot(row["ci_diff_plain"], [yi + 0.15] * 2, color="tab:gray", lw=1)
+        colour = "tab:red" if row["forgotten"] else "tab:blue"
+        ax.plot(row["ci_diff_corrected"], [yi] * 2, color=colour, lw=3, solid_capstyle="butt")
+        ax.plot(row["mean_diff"], yi, "o", color=colour, ms=4)
+    ax.axvline(0.0, color="black", lw=0.8)
+    labels = [f"AU{r['au']}{' (upper face)' if r['view'] == 'upper' else ''}  {r['model_a']} - {r['model_b']}"
+              for r in rows]
+    ax.set_yticks(y, labels, fontsize="small")
+    ax.set_xlabel("mean F1 difference of the AU probe (reference - model)")
+    ax.set_title("Concept probes, reference vs each model\nthick: corrected 95 % CI (red: forgotten); "
+                 "thin grey: the plain CI", fontsize="medium")
+    return fig

@@ -3,10 +3,16 @@
 from facetransfer.stats.correction import holm, mean_ci
 from facetransfer.stats.mcnemar import mcnemar_test
 from facetransfer.stats.result import TestResult
-from facetransfer.stats.ttests import corrected_resampled_ttest, five_by_two_cv_ttest, paired_ttest
+from facetransfer.stats.ttests import (
+    corrected_resampled_ci,
+    corrected_resampled_ttest,
+    five_by_two_cv_ttest,
+    paired_ttest,
+)
 
 __all__ = [
     "TestResult",
+    "corrected_resampled_ci",
     "corrected_resampled_ttest",
     "five_by_two_cv_ttest",
     "holm",

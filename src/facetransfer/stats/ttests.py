@@ -45,11 +45,16 @@ def paired_ttest(scores_a: ArrayLike, scores_b: ArrayLike) -> TestResult:
     """The paper's plain paired t-test (scipy.stats.ttest_rel) on (J,) paired scores; df = J - 1.
 
     Reported for comparability only: it assumes the J scores are independent, which
-    overlapping CV resamples are not. Zero-variance differences give scipy's nan/inf.
+    overlapping CV resamples are not. Zero-variance differences (e.g. a model compared
+    with itself) follow `_t_from_ratio` instead of scipy's nan, like the other tests.
     """
     a, b = _paired(scores_a, scores_b)
+    d = a - b
+    extra = {"mean_diff": float(np.mean(d)), "n": int(a.size)}
+    if np.var(d) == 0.0:
+        t, p = _t_from_ratio(float(np.mean(d)), 0.0, a.size - 1)
+        return TestResult(t, p, "paired-t", float(a.size - 1), extra)
     res = stats.ttest_rel(a, b)
-    extra = {"mean_diff": float(np.mean(a - b)), "n": int(a.size)}
     return TestResult(float(res.statistic), float(res.pvalue), "paired-t", float(a.size - 1), extra)
 
 
@@ -93,3 +98,24 @@ def five_by_two_cv_ttest(scores_a: ArrayLike, scores_b: ArrayLike) -> TestResult
     t, pval = _t_from_ratio(float(p[0, 0]), float(s2.mean()), 5)
     extra = {"mean_diff": float(p.mean())}
     return TestResult(t, pval, "5x2cv", 5.0, extra)
+
+
+def corrected_resampled_ci(values: ArrayLike, n_train: int, n_test: int,
+                           confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) for J resample scores (or paired differences) with the Nadeau-Bengio variance.
+
+    mean +- t_{J-1} * sqrt((1/J + n_test/n_train) * var(values, ddof=1)): the interval that
+    matches `corrected_resampled_ttest` (it excludes 0 exactly when that test rejects at
+    1 - confidence). The plain interval (`mean_ci`) is too narrow for overlapping resamples.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2 or not np.isfinite(x).all():
+        raise ValueError(f"need a 1-D finite array of at least 2 values, got shape {x.shape}")
+    if n_train <= 0 or n_test <= 0:
+        raise ValueError(f"n_train and n_test must be positive, got {n_train} and {n_test}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    m = float(x.mean())
+    se = np.sqrt((1.0 / x.size + n_test / n_train) * np.var(x, ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, x.size - 1) * se)
+    return m, m - half, m + half

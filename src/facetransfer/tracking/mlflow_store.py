@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import json
 import os
 import posixpath
 import re
@@ -316,3 +317,20 @@ def _data_dvc_md5(path: Path) -> str:
 def write_run_id(path: Path, run_id: str, uri: str | None = None) -> None:
     """Write {"run_id", "tracking_uri"} to `path` atomically: the link from a DVC stage to its run."""
     write_json_atomic(path, {"run_id": run_id, "tracking_uri": uri or tracking_uri()})
+
+
+def source_run_tags(folder: Path, names: list[str]) -> dict[str, str]:
+    """Tags `source_run.<name>` -> run id, read from `folder/<name>.json` files (see `write_run_id`).
+
+    They link an analysis run to the training runs it analysed (searchable in the UI:
+    `tags."source_run.freeze0" = '<id>'`). A missing or unreadable file is a FileNotFoundError.
+    """
+    tags = {}
+    for name in names:
+        path = Path(folder) / f"{name}.json"
+        try:
+            run_id = json.loads(path.read_text())["run_id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise FileNotFoundError(f"{path}: no readable run id (run the stage that trains {name} first)") from None
+        tags[f"source_run.{name.replace('/', '.')}"] = str(run_id)
+    return tags

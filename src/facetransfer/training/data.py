@@ -52,14 +52,16 @@ def build_transform(augment: AugmentSpec | None) -> v2.Compose:
 
     The paper's Keras settings map as: rotation_range -> degrees, width/height
     shift -> translate, shear_range -> shear factor (converted to degrees),
-    zoom_range -> isotropic scale. Flip comes last so that, with flip as the only
+    zoom_range -> isotropic scale; `grayscale` (ours) -> RandomGrayscale. Flip comes last so that, with flip as the only
     augmentation, its random draw is the only one (training/cached.py relies on it).
     """
     ops: list[v2.Transform] = []
-    if augment is not None and not augment.flip_only:
+    if augment is not None and augment.geometric:
         shear_deg = float(np.degrees(np.arctan(augment.shear)))
         ops.append(v2.RandomAffine(degrees=augment.rotation, translate=(augment.shift, augment.shift),
                                    scale=(1 - augment.zoom, 1 + augment.zoom), shear=(-shear_deg, shear_deg)))
+    if augment is not None and augment.grayscale > 0:
+        ops.append(v2.RandomGrayscale(p=augment.grayscale))  # keeps 3 channels
     if augment is not None and augment.hflip:
         ops.append(v2.RandomHorizontalFlip(p=0.5))
     return v2.Compose(ops or [v2.Identity()])

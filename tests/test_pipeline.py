@@ -67,7 +67,7 @@ def test_every_model_and_run_is_recorded(repo):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facetransfer")
     runs = client.search_runs([experiment.experiment_id])
-    training = {r.info.run_id for r in runs if r.data.tags.get("stage") not in ("forgetting", "concepts")}
+    training = {r.info.run_id for r in runs if r.data.tags.get("stage") not in ("forgetting", "concepts", "saliency")}
     assert run_ids == training and len(run_ids) == 13
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
     assert sorted(r.data.tags["freeze_blocks"] for r in pain) == [str(k) for k in FREEZES]
@@ -101,7 +101,9 @@ def test_forgetting_metrics_have_the_documented_layout(repo):
 
 def test_concept_tests_have_the_documented_layout(repo):
     rows = json.loads((repo / "metrics" / "concepts.json").read_text())
-    assert {(r["au"], r["model_b"]) for r in rows} == {(au, f"freeze{k}") for au in (5, 14, 4, 6, 12) for k in range(5)}
+    pairs = {(r["au"], r["model_b"]) for r in rows}
+    assert pairs >= {(au, f"freeze{k}") for au in (5, 14, 4, 6, 12) for k in range(5)}  # + AUs the ranking adds
+    assert len(pairs) == len(rows) and len(rows) % 5 == 0
     for row in rows:
         assert row["model_a"] == "freeze5" and 0.0 <= row["mean_f1_a"] <= 1.0 and 0.0 <= row["mean_f1_b"] <= 1.0
         for test in ("plain", "corrected", "five_by_two"):
@@ -109,6 +111,17 @@ def test_concept_tests_have_the_documented_layout(repo):
     shown = _run(repo, "dvc", "metrics", "show")
     assert "metrics/concepts_summary.json" in shown and "AU14.freeze0.corrected_p" in shown
     assert (repo / "reports" / "concepts" / "f1_differences.png").is_file()
+
+
+def test_saliency_outputs(repo):
+    ranking = json.loads((repo / "saliency" / "au_ranking.json").read_text())
+    assert set(ranking["pairs"]) == {f"freeze{k}" for k in range(5)}
+    assert len(ranking["pairs"]["freeze0"]["contempt"]["ranking"]) == 17
+    scores = json.loads((repo / "metrics" / "localisation.json").read_text())
+    assert set(scores) == {"emotion"} | {f"freeze{k}" for k in FREEZES}
+    assert {"relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"} == set(scores["freeze0"]["lrp"])
+    assert (repo / "saliency" / "grids" / "freeze5_vs_freeze0_surprise.png").is_file()
+    assert (repo / "saliency" / "maps" / "freeze5_vs_freeze0.npz").is_file()
 
 
 def test_analysis_runs_link_to_the_training_runs(repo):

@@ -312,6 +312,7 @@ class ConceptsConfig(Frozen):
     seed: int = Field(2022, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     aus: tuple[int, ...] = (5, 14, 4, 6, 12)  # the paper's two candidates, then pain-relevant controls
+    ranking_top: int = Field(1, ge=0)  # + the top n significant AUs per pair and class of the saliency ranking
     upper_face_aus: tuple[int, ...] = (5,)  # probed on upper.npy (mouth blanked): AU5 apart from AU26
     reference: int = Field(5, ge=0, le=5)
     compare: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -337,3 +338,28 @@ class ConceptsConfig(Frozen):
 
 
 SECTIONS["concepts"] = ConceptsConfig
+
+
+class SaliencyConfig(Frozen):
+    """`saliency`: LRP maps of images the reference got right and FreezeBk wrong, AU ranking, localisation."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    reference: int = Field(5, ge=0, le=5)
+    compare: tuple[int, ...] = (0, 1, 2, 3, 4)
+    max_images_per_class: int = Field(100, gt=0)  # right-by-reference, wrong-by-model images per class and pair
+    grid_images: int = Field(6, gt=0)  # rows per figure grid (input | reference | model | difference)
+    localisation_images: int = Field(0, ge=0)  # test images scored per model; 0 = all with AU regions
+    gradcam_threshold: float = Field(0.5, gt=0.0, le=1.0)  # of each map's maximum, for DICE / IoU
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # AU ranking: Holm-corrected Wilcoxon level
+    min_images: int = Field(5, ge=1)  # an AU is ranked only on >= this many contrast images showing it
+    batch_size: int = Field(64, gt=0)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> "SaliencyConfig":
+        if not self.compare or any(not 0 <= k <= 5 or k == self.reference for k in self.compare):
+            raise ValueError(f"compare must list freeze blocks in 0..5 other than the reference {self.reference}, "
+                             f"got {list(self.compare)}")
+        return self
+
+
+SECTIONS["saliency"] = SaliencyConfig

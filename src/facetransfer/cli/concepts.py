@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,37 @@ def _load_models(models: Path, blocks: list[int]) -> dict:
     return loaded
 
 
+def _nominated(ranking: Path | None, compared: list[str], top: int) -> dict[int, list[str]]:
+    from facetransfer.concepts import study
+
+    if ranking is None or top == 0:
+        return {}
+    if not ranking.is_file():
+        raise FileNotFoundError(f"{ranking}: not found (run the saliency stage first, or leave out --ranking)")
+    return study.ranked_candidates(json.loads(ranking.read_text()), compared, top)
+
+
+def _probeable(nominated: dict[int, list[str]], data, cfg, params: Path) -> dict[int, list[str]]:
+    """Check the params' AUs can be probed (>= 2 frames with and without); drop nominated AUs that cannot."""
+    from facetransfer.concepts.probes import N_FOLDS
+    from facetransfer.config import ConfigError
+
+    def counts(au: int) -> tuple[int, int]:
+        if f"au_{au}" not in data.table.columns:
+            return 0, len(data.table)
+        present = int(data.labels(au).sum())
+        return present, len(data.table) - present
+
+    for au in cfg.aus:
+        if min(counts(au)) < N_FOLDS:
+            raise ConfigError(f"{params}: concepts.aus: AU{au} is on {counts(au)[0]} of {len(data.table)} CK+ peak "
+                              f"frames; a {N_FOLDS}-fold probe needs at least {N_FOLDS} with and without it")
+    kept = {au: by for au, by in nominated.items() if min(counts(au)) >= N_FOLDS}
+    for au in sorted(set(nominated) - set(kept)):
+        typer.echo(f"concepts: AU{au} (nominated by the saliency ranking) skipped: on {counts(au)[0]} CK+ frames", err=True)
+    return kept
+
+
 @app.command()
 def concepts(
     models: Annotated[Path, typer.Option(help="Folder with freeze{k}/model.pt (the pain models; their conv blocks are probed).")],
@@ -33,6 +65,7 @@ def concepts(
     metrics: Annotated[Path, typer.Option(help="metrics/concepts.json: one entry per (AU, model pair).")],
     summary: Annotated[Path, typer.Option(help="metrics/concepts_summary.json: the same keyed by AU and model, for `dvc metrics show`.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    ranking: Annotated[Path | None, typer.Option(help="saliency/au_ranking.json: adds its top AUs (concepts.ranking_top) to the params' AUs.")] = None,
     source_runs: Annotated[Path | None, typer.Option(help="Folder with the pain models' freeze{k}.json run ids, to link the MLflow run to them.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -50,11 +83,13 @@ def concepts(
         reference, compared = f"freeze{cfg.reference}", [f"freeze{k}" for k in cfg.compare]
         loaded = _load_models(models, [cfg.reference, *cfg.compare])
         probe_data = study.load_probe_images(data)
+        nominated = _probeable(_nominated(ranking, compared, cfg.ranking_top), probe_data, cfg, params)
+        cfg = cfg.model_copy(update={"aus": tuple(dict.fromkeys([*cfg.aus, *sorted(nominated)]))})
         features = study.extract_features(loaded, probe_data, cfg, resolve_device(cfg.device))
         typer.echo(f"concepts: {len(cfg.aus)} AUs x {len(loaded)} models x {cfg.repeats} repeats of 2-fold CV "
                    f"on {len(probe_data.table)} CK+ peak frames ({cfg.workers} workers)", err=True)
         scores = study.probe_all(features, probe_data, cfg, cfg.workers)
-        rows = study.test_pairs(scores, probe_data, cfg, reference, compared)
+        rows = study.test_pairs(scores, probe_data, cfg, reference, compared, nominated)
         table = study.rows_table(rows)
         figure = concept_forest(rows)
         with atomic_dir(out) as tmp:

@@ -76,8 +76,11 @@ def probe_all(features: dict[tuple[str, str], np.ndarray], data: ProbeImages, cf
 
 
 def test_pairs(scores: dict[tuple[str, int], np.ndarray], data: ProbeImages, cfg: ConceptsConfig,
-               reference: str, compared: list[str]) -> list[dict]:
-    """One row per (AU, compared model): the three tests, Holm-corrected over all rows per test."""
+               reference: str, compared: list[str], nominated: dict[int, list[str]] | None = None) -> list[dict]:
+    """One row per (AU, compared model): the three tests, Holm-corrected over the AUs of each compared model.
+
+    nominated: AU -> the (model/class) rankings that proposed it, recorded as `nominated_by`.
+    """
     n = len(data.table)
     n_test = n // N_FOLDS  # stratified 2-fold: halves of floor/ceil size
     n_train = n - n_test
@@ -87,11 +90,18 @@ def test_pairs(scores: dict[tuple[str, int], np.ndarray], data: ProbeImages, cfg
         for other in compared:
             result = compare_probes(scores[reference, au], scores[other, au], n_train, n_test, cfg.confidence)
             rows.append({"au": au, "model_a": reference, "model_b": other, "view": view(au, cfg),
-                         "n_images": n, "n_present": positives, **result})
+                         "n_images": n, "n_present": positives,
+                         "nominated_by": [c for c in (nominated or {}).get(au, []) if c.startswith(f"{other}/")],
+                         **result})
+    # Holm per compared model (the family answers "what did FreezeBk forget?"), and over every
+    # row (`pvalue_holm_all`, stricter: it grows with the number of models and AUs tested).
     for test in TESTS:
-        adjusted = holm([row[test]["pvalue"] for row in rows])
-        for row, p in zip(rows, adjusted):
-            row[test]["pvalue_holm"] = float(p)
+        for row, p in zip(rows, holm([row[test]["pvalue"] for row in rows])):
+            row[test]["pvalue_holm_all"] = float(p)
+        for other in compared:
+            family = [row for row in rows if row["model_b"] == other]
+            for row, p in zip(family, holm([row[test]["pvalue"] for row in family])):
+                row[test]["pvalue_holm"] = float(p)
     for row in rows:
         row["forgotten"] = bool(row["mean_diff"] > 0 and row["corrected"]["pvalue_holm"] < cfg.alpha)
     return rows
@@ -108,6 +118,7 @@ def rows_table(rows: list[dict]) -> pd.DataFrame:
             out[f"{test}_t"] = row[test]["statistic"]
             out[f"{test}_p"] = row[test]["pvalue"]
             out[f"{test}_p_holm"] = row[test]["pvalue_holm"]
+            out[f"{test}_p_holm_all"] = row[test]["pvalue_holm_all"]
         flat.append(out)
     return pd.DataFrame(flat)
 
@@ -119,6 +130,20 @@ def summary(rows: list[dict]) -> dict:
         out.setdefault(f"AU{row['au']}", {})[row["model_b"]] = {
             "mean_f1_reference": row["mean_f1_a"], "mean_f1": row["mean_f1_b"],
             "plain_p": row["plain"]["pvalue"], "corrected_p": row["corrected"]["pvalue"],
-            "corrected_p_holm": row["corrected"]["pvalue_holm"], "five_by_two_p": row["five_by_two"]["pvalue"],
+            "corrected_p_holm": row["corrected"]["pvalue_holm"],
+            "corrected_p_holm_all": row["corrected"]["pvalue_holm_all"], "five_by_two_p": row["five_by_two"]["pvalue"],
             "forgotten": row["forgotten"]}
     return out
+
+
+def ranked_candidates(ranking: dict, compared: list[str], top: int) -> dict[int, list[str]]:
+    """AU -> ["freeze0/surprise", ...]: the top `top` AUs per (model pair, class) of saliency/au_ranking.json
+    that the reference used significantly more (mean difference > 0, Holm p < the ranking's alpha)."""
+    alpha = float(ranking.get("alpha", 0.05))
+    nominated: dict[int, list[str]] = {}
+    for model in compared:
+        for cls, entry in ranking.get("pairs", {}).get(model, {}).items():
+            hits = [r for r in entry["ranking"] if r["mean_diff"] > 0 and r["pvalue_holm"] < alpha]
+            for row in hits[:top]:
+                nominated.setdefault(int(row["au"]), []).append(f"{model}/{cls}")
+    return nominated

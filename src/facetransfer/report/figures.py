@@ -72,3 +72,47 @@ def concept_forest(rows: list[dict]) -> Figure:
     ax.set_title("Concept probes, reference vs each model\nthick: corrected 95 % CI (red: forgotten); "
                  "thin grey: the plain CI", fontsize="medium")
     return fig
+
+
+def saliency_grid(images: np.ndarray, reference: np.ndarray, model: np.ndarray, difference: np.ndarray,
+                  names: tuple[str, str], title: str) -> Figure:
+    """Rows of input | reference map | model map | difference, maps in [0, 1] (like the paper's Fig. 4).
+
+    images (n, H, W, 3) uint8; reference, model, difference (n, H, W) already scaled to [0, 1].
+    """
+    n = max(len(images), 1)
+    fig = Figure(figsize=(6.4, 1.6 * n + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n, 4, squeeze=False))
+    headers = ("input", f"LRP {names[0]}", f"LRP {names[1]}", f"{names[0]} - {names[1]}")
+    for i in range(len(images)):
+        panels = (images[i], reference[i], model[i], difference[i])
+        for j, panel in enumerate(panels):
+            axes[i, j].imshow(panel, cmap=None if j == 0 else "inferno", vmin=0, vmax=1 if j else None)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for j, header in enumerate(headers):
+        axes[0, j].set_title(header, fontsize="small")
+    if len(images) == 0:
+        axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center", transform=axes[0, 0].transAxes)
+    fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def localisation_bars(scores: dict) -> Figure:
+    """Per model: LRP relevance mass / rank accuracy, pointing game, Grad-CAM DICE / IoU against true AU regions."""
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax = fig.subplots()
+    measures = [("lrp", "relevance_mass_accuracy", "LRP mass acc."), ("lrp", "relevance_rank_accuracy", "LRP rank acc."),
+                ("lrp", "pointing_game", "LRP pointing game"), ("gradcam", "dice", "Grad-CAM DICE"),
+                ("gradcam", "iou", "Grad-CAM IoU")]
+    models = list(scores)
+    width = 0.8 / len(measures)
+    x = np.arange(len(models))
+    for i, (group, key, label) in enumerate(measures):
+        ax.bar(x + (i - (len(measures) - 1) / 2) * width, [scores[m][group][key] for m in models], width, label=label)
+    ax.set_xticks(x, models)
+    ax.set_ylim(0, 1)
+    ax.set_title("How well each model's maps land on the regions of the AUs present")
+    ax.legend(ncol=len(measures), fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.08))
+    return fig

@@ -1,0 +1,118 @@
+"""`facetransfer saliency`: where the models look, where they differ, and which AUs the difference points to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facetransfer import tracking
+from facetransfer.cli.app import ParamsOption, app, user_errors
+from facetransfer.config import load_section
+from facetransfer.fsutil import atomic_dir, write_json_atomic
+
+
+def _load(retrain: Path, source: Path, blocks: list[int], rows):
+    import pandas as pd
+
+    from facetransfer.training.stages import load_model
+
+    models, predictions = {}, {}
+    for k in blocks:
+        folder = retrain / f"freeze{k}"
+        for path in (folder / "model.pt", folder / "test_predictions.csv"):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not found (run the retrain-emotion stage for freeze block {k} first)")
+        models[f"freeze{k}"] = load_model(folder / "model.pt")[0]
+        table = pd.read_csv(folder / "test_predictions.csv", usecols=["row", "predicted"]).set_index("row")
+        predictions[f"freeze{k}"] = table.loc[rows, "predicted"].to_numpy()
+    if not (source / "model.pt").is_file():
+        raise FileNotFoundError(f"{source / 'model.pt'}: not found (run the train-emotion stage first)")
+    return {"emotion": load_model(source / "model.pt")[0], **models}, predictions
+
+
+@app.command()
+def saliency(
+    retrain: Annotated[Path, typer.Option(help="Folder with freeze{k}/model.pt and test_predictions.csv (retrained heads).")],
+    source: Annotated[Path, typer.Option(help="Folder with the emotion source model.pt (scored for localisation too).")],
+    data: Annotated[Path, typer.Option(help="Prepared AffectNet(-like) folder: test.csv, images.npy, masks.npy.")],
+    out: Annotated[Path, typer.Option(help="Folder for maps/ (npz per model pair) and grids/ (PNG per pair and class).")],
+    ranking: Annotated[Path, typer.Option(help="saliency/au_ranking.json: AUs ranked per class and model pair.")],
+    metrics: Annotated[Path, typer.Option(help="metrics/localisation.json: localisation scores per model.")],
+    run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with retrain/freeze{k}.json run ids, to link the MLflow run.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """LRP (zennit, z+ conv / z dense) on test images FreezeB5 got right and FreezeBk wrong: maps, difference maps and
+    figure grids; AU regions ranked by how much more relevance FreezeB5 put there (Wilcoxon, Holm); every model's
+    LRP and Grad-CAM maps scored against the true AU regions."""
+    import numpy as np
+
+    from facetransfer.analysis import saliency as core
+    from facetransfer.data.labels import EMOTIONS
+    from facetransfer.explain import normalise_maps
+    from facetransfer.report.figures import localisation_bars, saliency_grid
+    from facetransfer.training.loop import resolve_device
+
+    with user_errors():
+        cfg = load_section(params, "saliency")
+        device = str(resolve_device(cfg.device))
+        test = core.load_test_images(data)
+        blocks = [cfg.reference, *cfg.compare]
+        models, predictions = _load(retrain, source, blocks, test.rows)
+        reference = f"freeze{cfg.reference}"
+        maps, scores = {}, {}
+        scored = core.localisation_indices(test, cfg.localisation_images)
+        for name, model in models.items():
+            typer.echo(f"saliency: LRP and Grad-CAM of {name} on {len(test.images)} test images", err=True)
+            maps[name] = core.all_maps(model, test, cfg.batch_size, device)
+            scores[name] = core.localisation(model, maps[name], test, scored, cfg.gradcam_threshold,
+                                             cfg.batch_size, device)
+        rankings, grids = {}, {}
+        with atomic_dir(out / "maps") as tmp:
+            for k in cfg.compare:
+                name = f"freeze{k}"
+                rankings[name], arrays = core.compare_pair(maps[reference], maps[name], test, predictions,
+                                                           reference, name, cfg.max_images_per_class, cfg.min_images)
+                np.savez_compressed(tmp / f"{reference}_vs_{name}.npz",
+                                    **{f"{cls}_{key}": value for cls, a in arrays.items() for key, value in a.items()})
+                for cls, a in arrays.items():
+                    shown = a["index"][:cfg.grid_images]
+                    n = len(shown)
+                    grids[f"{reference}_vs_{name}_{cls}.png"] = saliency_grid(
+                        test.images[shown], *(normalise_maps(a[key][:n]) for key in ("reference", "model")),
+                        a["difference"][:n], (reference, name),
+                        f"{cls}: right by {reference}, wrong by {name} ({a['index'].size} images)")
+        with atomic_dir(out / "grids") as tmp:
+            for file, figure in grids.items():
+                figure.savefig(tmp / file, dpi=90)
+        summary = {"reference": reference, "classes": list(EMOTIONS),
+                   "rule": "mean share of positive LRP relevance in the AU region, reference minus model, over the "
+                           "contrast images showing the AU; Wilcoxon signed-rank, Holm over the AUs",
+                   "alpha": cfg.alpha, "pairs": rankings}
+        write_json_atomic(ranking, summary)
+        write_json_atomic(metrics, scores)
+        figure = localisation_bars(scores)
+        names = [f"retrain/freeze{k}" for k in blocks]
+        links = tracking.source_run_tags(source_runs, names) if source_runs else {}
+        with tracking.start_run("facetransfer", "saliency", params=cfg.model_dump(mode="json"),
+                                tags=tracking.run_tags("saliency", Path.cwd(), **links)) as run:
+            run.log_dict(summary, "au_ranking.json")
+            run.log_dict(scores, "localisation.json")
+            run.log_figure(figure, "localisation.png")
+            for file, grid in grids.items():
+                run.log_figure(grid, f"grids/{file}")
+            run.log_metrics({f"{m}_lrp_{k}": v for m, s in scores.items() for k, v in s["lrp"].items()}
+                            | {f"{m}_gradcam_{k}": v for m, s in scores.items() for k, v in s["gradcam"].items()})
+            tracking.write_run_id(run_id, run.run_id)
+    for name, s in scores.items():
+        typer.echo(f"{name:8} LRP mass acc {s['lrp']['relevance_mass_accuracy']:.3f}  rank acc "
+                   f"{s['lrp']['relevance_rank_accuracy']:.3f}  pointing {s['lrp']['pointing_game']:.3f}  "
+                   f"Grad-CAM DICE {s['gradcam']['dice']:.3f}  IoU {s['gradcam']['iou']:.3f}")
+    for cls in ("contempt", "surprise"):
+        first = f"freeze{cfg.compare[0]}"
+        top = rankings[first][cls]["ranking"][:3]
+        typer.echo(f"{cls} ({reference} vs {first}, {rankings[first][cls]['n_images']} images): top AUs "
+                   + ", ".join(f"AU{r['au']} {r['mean_diff']:+.3f} (n {r['n_images']}, Holm p {r['pvalue_holm']:.2g})"
+                        for r in top))

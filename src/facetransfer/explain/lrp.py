@@ -16,17 +16,49 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import VGG
 from zennit.attribution import Gradient
 from zennit.canonizers import SequentialMergeBatchNorm
-from zennit.composites import EpsilonPlus
+from zennit.composites import EpsilonPlus, SpecialFirstLayerMapComposite, layer_map_base
+from zennit.core import BasicHook, Composite, Stabilizer
+from zennit.rules import ClampMod, Epsilon, ZPlus
+from zennit.types import Convolution
 
 from facetransfer.training.data import normalize
 
 
-def paper_composite(model: nn.Module) -> EpsilonPlus:
-    """EpsilonPlus(epsilon=0), with the batch-norm canonizer when the model has batch norm."""
+class NonNegativeZPlus(BasicHook):
+    """zennit's ZPlus for a layer whose inputs are all >= 0 (after ReLU / max-pool), without its negative branch.
+
+    ZPlus adds a second pass with inputs clamped to <= 0 and weights clamped to <= 0; on
+    non-negative inputs that pass is exactly zero. Dropping it gives the same relevance
+    (tested against EpsilonPlus and the float64 reference) with half the conv work.
+    """
+
+    def __init__(self, stabilizer: float = 1e-6):
+        stabilize = Stabilizer.ensure(stabilizer)
+        super().__init__(
+            input_modifiers=[lambda input: input.clamp(min=0)],
+            param_modifiers=[ClampMod(min=0.0)],
+            output_modifiers=[lambda output: output],
+            gradient_mapper=lambda out_grad, outputs: [out_grad / stabilize(outputs[0])],
+            reducer=lambda inputs, gradients: inputs[0] * gradients[0],
+        )
+
+
+def paper_composite(model: nn.Module) -> Composite:
+    """The paper's rules: EpsilonPlus(epsilon=0), with the batch-norm canonizer when the model has batch norm.
+
+    For torchvision VGGs, whose convs after the first all read ReLU / max-pool outputs,
+    the same rules as a SpecialFirstLayerMapComposite: ZPlus on the first conv (pixels can
+    be negative), NonNegativeZPlus on the others. Any other model gets EpsilonPlus itself.
+    """
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    return EpsilonPlus(epsilon=0.0, canonizers=[SequentialMergeBatchNorm()] if has_bn else None)
+    canonizers = [SequentialMergeBatchNorm()] if has_bn else None
+    if not isinstance(model, VGG):
+        return EpsilonPlus(epsilon=0.0, canonizers=canonizers)
+    layer_map = layer_map_base() + [(Convolution, NonNegativeZPlus()), (nn.Linear, Epsilon(epsilon=0.0))]
+    return SpecialFirstLayerMapComposite(layer_map=layer_map, first_map=[(Convolution, ZPlus())], canonizers=canonizers)
 
 
 @contextmanager

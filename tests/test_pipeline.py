@@ -67,7 +67,7 @@ def test_every_model_and_run_is_recorded(repo):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facetransfer")
     runs = client.search_runs([experiment.experiment_id])
-    training = {r.info.run_id for r in runs if r.data.tags.get("stage") not in ("forgetting", "concepts", "saliency")}
+    training = {r.info.run_id for r in runs if r.data.tags.get("stage") not in ("forgetting", "concepts", "saliency", "mask")}
     assert run_ids == training and len(run_ids) == 13
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
     assert sorted(r.data.tags["freeze_blocks"] for r in pain) == [str(k) for k in FREEZES]
@@ -122,6 +122,21 @@ def test_saliency_outputs(repo):
     assert {"relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"} == set(scores["freeze0"]["lrp"])
     assert (repo / "saliency" / "grids" / "freeze5_vs_freeze0_surprise.png").is_file()
     assert (repo / "saliency" / "maps" / "freeze5_vs_freeze0.npz").is_file()
+
+
+def test_masked_datasets(repo):
+    import numpy as np
+
+    summary = json.loads((repo / "metrics" / "masking.json").read_text())
+    train = (repo / "prepared" / "ferplus" / "train.csv").read_text().splitlines()
+    for method in ("negative", "mean", "perceptive"):
+        folder = repo / "masked" / method
+        images = np.load(folder / "images.npy")
+        assert images.shape[0] == len(train) - 1 == summary["images"]
+        keep = np.unpackbits(np.load(folder / "keep.npy"), axis=-1, count=images.shape[2]).astype(bool)
+        assert not images[~keep].any()  # dropped pixels are 0 in every channel
+        assert (folder / "sample.png").is_file() and (folder / "train.csv").is_file()
+    assert 0.85 <= summary["kept_fraction"]["negative"] <= 0.95
 
 
 def test_analysis_runs_link_to_the_training_runs(repo):

@@ -363,3 +363,38 @@ class SaliencyConfig(Frozen):
 
 
 SECTIONS["saliency"] = SaliencyConfig
+
+
+class PerceptiveSpec(Frozen):
+    """Perceptive masking (Schiller et al. 2020, after Blignaut 2010), scaled to the 64 px default.
+
+    The paper's set-up: 70 cm from a 27" 2560x1440 screen (59.8 cm wide: 42.8 px/cm), images
+    shown at 1200 px, a 5 degree visual angle. Visual span = 2 * 70 cm * tan(2.5 deg) = 6.11 cm
+    = 262 screen px = 0.218 of the image = 14.0 px at 64 px. FWHM = 40 % of the span = 5.6 px.
+    Threshold: one Gaussian's value at half the span from its centre,
+    exp(-(7.0 px)^2 / (2 c^2)) with c = 5.6 / 2.355 = 2.38 px: 0.013 (a pixel counts as
+    perceived when it lies within the visual span of some fixation). n: the paper's mean
+    number of fixations is not given in its text; 10 is our choice.
+    """
+
+    n_points: int = Field(10, gt=0)
+    visual_span_px: float = Field(14.0, gt=0.0)
+    threshold: float = Field(0.013, gt=0.0)
+
+    @property
+    def fwhm_px(self) -> float:
+        return 0.4 * self.visual_span_px  # Blignaut (2010): FWHM = 40 % of the visual span
+
+
+class MaskConfig(Frozen):
+    """`mask`: masked copies of the trainee's training split, from the emotion model's LRP maps."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    split: Literal["train", "val", "test"] = "train"
+    negative_fraction: float = Field(0.10, gt=0.0, lt=1.0)
+    perceptive: PerceptiveSpec = PerceptiveSpec()
+    sample_images: int = Field(6, gt=0)  # rows of each method's sample sheet
+    batch_size: int = Field(64, gt=0)
+
+
+SECTIONS["mask"] = MaskConfig

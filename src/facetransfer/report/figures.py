@@ -116,3 +116,21 @@ def localisation_bars(scores: dict) -> Figure:
     ax.set_title("How well each model's maps land on the regions of the AUs present")
     ax.legend(ncol=len(measures), fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.08))
     return fig
+
+
+def mask_sheet(images: np.ndarray, keep: np.ndarray, masked: np.ndarray, title: str) -> Figure:
+    """Rows of original | keep-mask (white = kept) | masked image, for a person to look at."""
+    n = max(len(images), 1)
+    fig = Figure(figsize=(4.8, 1.6 * n + 0.5), layout="constrained")
+    axes = fig.subplots(n, 3, squeeze=False)
+    for i in range(len(images)):
+        axes[i, 0].imshow(images[i])
+        axes[i, 1].imshow(keep[i], cmap="gray", vmin=0, vmax=1)
+        axes[i, 2].imshow(masked[i])
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for j, header in enumerate(("original", "mask (white: kept)", "masked")):
+        axes[0, j].set_title(header, fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    return fig

@@ -398,3 +398,29 @@ class MaskConfig(Frozen):
 
 
 SECTIONS["mask"] = MaskConfig
+
+
+class TraineeConfig(Frozen):
+    """`trainee`: MobileNetV2 from scratch on the FER+-like train split, plain or masked (Schiller et al. 2020)."""
+
+    seed: int = Field(2022, ge=0)
+    variants: tuple[str, ...] = ("plain", "negative", "mean", "perceptive",
+                                 "negative-then-plain", "mean-then-plain", "perceptive-then-plain")
+    width: float = Field(0.5, gt=0.0, le=1.0)  # MobileNetV2 width multiplier
+    epochs: int = Field(10, gt=0)
+    switch_epoch: int = Field(3, gt=0)  # "-then-plain": masked epochs before plain ones (paper: 9 of its run)
+    batch_size: int = Field(32, gt=0)  # the paper's Adam, lr 0.001, batch 32, cross-entropy
+    lr: float = Field(0.001, gt=0.0)
+    hflip: bool = True
+    target_f1: float = Field(0.5, gt=0.0, le=1.0)  # "steps to reach" this validation macro F1
+
+    @model_validator(mode="after")
+    def _known(self) -> "TraineeConfig":
+        known = {"plain", "negative", "mean", "perceptive"} | {f"{m}-then-plain" for m in ("negative", "mean", "perceptive")}
+        unknown = sorted(set(self.variants) - known)
+        if unknown or not self.variants:
+            raise ValueError(f"variants must be among {sorted(known)}, got {list(self.variants)}")
+        return self
+
+
+SECTIONS["trainee"] = TraineeConfig

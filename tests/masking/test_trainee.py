@@ -1,0 +1,53 @@
+"""RBDM trainee: the variants' schedules, identical curves for the same seed, the curve summary numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facetransfer.config import TraineeConfig
+from facetransfer.masking.trainee import curve_summary, train_trainee, variants
+
+
+def test_the_seven_variants_and_their_schedules():
+    v = variants(switch_epoch=2)
+    assert list(v) == ["plain", "negative", "mean", "perceptive", "negative-then-plain", "mean-then-plain",
+                       "perceptive-then-plain"]
+    assert [v["mean-then-plain"].images_for(e) for e in range(4)] == ["mean", "mean", "plain", "plain"]
+    assert {v["perceptive"].images_for(e) for e in range(5)} == {"perceptive"}
+    assert {v["plain"].images_for(e) for e in range(5)} == {"plain"}
+
+
+def _data(seed=0, n=32, size=32):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 8, n)
+    plain = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    masked = plain * (rng.random((n, size, size, 1)) < 0.5).astype(np.uint8)
+    return {"plain": plain, "mean": masked}, labels, plain[:16], labels[:16]
+
+
+def test_same_seed_gives_identical_curves_and_the_switch_is_recorded():
+    train, labels, val, val_labels = _data()
+    cfg = TraineeConfig(width=0.35, epochs=3, switch_epoch=1, batch_size=16)  # 2 steps per epoch
+    variant = variants(cfg.switch_epoch)["mean-then-plain"]
+    first = train_trainee(variant, train, labels, val, val_labels, 8, cfg)[1]
+    second = train_trainee(variant, train, labels, val, val_labels, 8, cfg)[1]
+    assert first == second
+    assert [r["images"] for r in first] == ["mean", "plain", "plain"]
+    assert [r["step"] for r in first] == [2, 4, 6]
+    other = train_trainee(variants(1)["plain"], train, labels, val, val_labels, 8, cfg)[1]
+    assert other[0]["val_loss"] != first[0]["val_loss"]  # masked first epoch -> a different curve
+
+
+def test_curve_summary_hand_worked():
+    history = [{"step": 10, "val_macro_f1": 0.2}, {"step": 20, "val_macro_f1": 0.6}, {"step": 30, "val_macro_f1": 0.4}]
+    s = curve_summary(history, target_f1=0.5)
+    assert s["final_f1"] == 0.4 and s["best_f1"] == 0.6 and s["steps_to_target"] == 20
+    # trapezoid from (0, 0): (0 + 0.2) / 2 * 10 + (0.2 + 0.6) / 2 * 10 + (0.6 + 0.4) / 2 * 10 = 10, over 30 steps
+    assert s["auc"] == pytest.approx(10 / 30)
+    assert curve_summary(history, target_f1=0.9)["steps_to_target"] is None
+
+
+def test_unknown_variant_names_are_rejected():
+    with pytest.raises(ValueError, match="variants must be among"):
+        TraineeConfig(variants=("plain", "blurred"))

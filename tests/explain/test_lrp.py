@@ -16,6 +16,7 @@ from facetransfer.explain import (
     lrp_relevance,
     normalise_maps,
 )
+from facetransfer.explain.lrp import first_conv_zplus_composite
 from facetransfer.training.stages import build
 
 STAB = 1e-6  # zennit's default stabiliser of the z+ and norm rules (the z rule gets epsilon 0)
@@ -93,6 +94,21 @@ def test_batched_lrp_matches_a_float64_reference(bias):
         np.testing.assert_allclose(ours[n], expected, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_first_conv_zplus_composite_matches_the_float64_reference(bias):
+    # The VGG fast path (NonNegativeZPlus after the first conv) on the same tiny net: conv2 reads
+    # max-pooled ReLU outputs, as every VGG conv after the first does.
+    net = tiny_net(bias)
+    x = torch.randn(3, 2, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    targets = torch.tensor([1, 0, 2])
+    with Gradient(model=net, composite=first_conv_zplus_composite()) as attributor:
+        _, relevance = attributor(x.clone().requires_grad_(True),
+                                  lambda y: y * torch.nn.functional.one_hot(targets, 3).to(y.dtype))
+    for n in range(3):
+        expected = _reference_lrp(net, x[n].numpy(), int(targets[n]))
+        np.testing.assert_allclose(relevance.sum(1)[n].numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_relevance_is_conserved_for_a_bias_free_net():
     net = tiny_net(bias=False)
     x = torch.randn(5, 2, 6, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
@@ -137,7 +153,6 @@ def test_explain_images_batches_do_not_change_the_maps():
 def test_normalise_and_difference_maps():
     r = np.array([[[-1.0, 0.0], [1.0, 4.0]], [[-1.0, -2.0], [0.0, 0.0]]])
     np.testing.assert_allclose(normalise_maps(r), [[[0, 0], [0.25, 1.0]], [[0, 0], [0, 0]]])
-    d = difference_maps(np.array([[1.0, 3.0]]), np.array([[0.0, 1.0]]))[None]  # difference [1, 2]
+    # difference [1, 2] -> min-max scaled [0, 1]
     np.testing.assert_allclose(difference_maps(np.array([[[1.0, 3.0]]]), np.array([[[0.0, 1.0]]])), [[[0.0, 1.0]]])
-    assert d.shape == (1, 1, 2)
     np.testing.assert_allclose(difference_maps(np.ones((1, 2, 2)), np.zeros((1, 2, 2))), 0.5)

@@ -57,6 +57,11 @@ def paper_composite(model: nn.Module) -> Composite:
     canonizers = [SequentialMergeBatchNorm()] if has_bn else None
     if not isinstance(model, VGG):
         return EpsilonPlus(epsilon=0.0, canonizers=canonizers)
+    return first_conv_zplus_composite(canonizers)
+
+
+def first_conv_zplus_composite(canonizers: list | None = None) -> SpecialFirstLayerMapComposite:
+    """EpsilonPlus(epsilon=0)'s rules for nets whose convs after the first read only non-negative inputs."""
     layer_map = layer_map_base() + [(Convolution, NonNegativeZPlus()), (nn.Linear, Epsilon(epsilon=0.0))]
     return SpecialFirstLayerMapComposite(layer_map=layer_map, first_map=[(Convolution, ZPlus())], canonizers=canonizers)
 

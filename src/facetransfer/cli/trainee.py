@@ -1,7 +1,10 @@
-"""`facetransfer train-trainee`: one RBDM trainee variant (MobileNetV2, plain or masked training images)."""
+"""`facetransfer train-trainee`: one RBDM trainee variant (MobileNetV2, plain or masked training images);
+`facetransfer trainee-report`: all variants compared with the plain baseline."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -88,3 +91,81 @@ def train_trainee(
     steps = summary["steps_to_target"]
     typer.echo(f"{variant}: final val macro F1 {summary['final_f1']:.3f}, AUC {summary['auc']:.3f}, "
                f"steps to F1 {cfg.target_f1}: {steps if steps is not None else 'not reached'}")
+
+
+def _finite_or_none(value):
+    """JSON has no NaN / inf: a variant that never reached the target gets null."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def _trainee_outputs(summaries: Path, curves: Path, names: list[str]):
+    import pandas as pd
+
+    loaded, histories, predictions = {}, {}, {}
+    for name in names:
+        summary_path, history_path = summaries / f"{name}.json", curves / name / "history.csv"
+        for path in (summary_path, history_path, curves / name / "confusion.csv"):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not found (run `facetransfer train-trainee --variant {name}` first)")
+        loaded[name] = json.loads(summary_path.read_text())
+        histories[name] = pd.read_csv(history_path)
+        predictions[name] = pd.read_csv(curves / name / "confusion.csv")
+    return loaded, histories, predictions
+
+
+@app.command("trainee-report")
+def trainee_report(
+    summaries: Annotated[Path, typer.Option(help="Folder with the train-trainee stages' <variant>.json curve summaries.")],
+    curves: Annotated[Path, typer.Option(help="Folder with <variant>/history.csv and <variant>/confusion.csv.")],
+    out: Annotated[Path, typer.Option(help="Folder for summary.csv / .md, curves.png (Fig. 10) and confusion.png.")],
+    metrics: Annotated[Path, typer.Option(help="JSON: per-variant numbers, the verdict, McNemar best masked vs plain.")],
+    run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the trainee runs' <variant>.json run ids, to link the MLflow run to them.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Did relevance-based masking speed learning? The trainee variants' curves in one figure (Schiller et al. 2020,
+    Fig. 10), steps to the target F1, area under the curve, final F1, and the confusion matrices of the best masked
+    variant and the plain baseline with McNemar between them."""
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    from facetransfer.analysis import trainee as core
+    from facetransfer.data.labels import EMOTIONS
+    from facetransfer.report.figures import confusion_pair, learning_curves
+
+    with user_errors():
+        cfg = load_section(params, "trainee")
+        loaded, histories, predictions = _trainee_outputs(summaries, curves, list(cfg.variants))
+        table = core.summary_table(loaded)
+        best = core.best_masked(table)
+        verdict = core.verdict(table, best, cfg.target_f1)
+        actual = predictions[core.BASELINE]["actual"].to_numpy()
+        if not np.array_equal(actual, predictions[best]["actual"].to_numpy()):
+            raise ValueError(f"{curves}: {best} and {core.BASELINE} were validated on different images (rerun both)")
+        mcnemar = core.compare_predictions(actual, predictions[core.BASELINE]["predicted"].to_numpy(),
+                                           predictions[best]["predicted"].to_numpy())
+        matrices = {name: confusion_matrix(predictions[name]["actual"], predictions[name]["predicted"], labels=list(EMOTIONS))
+                    for name in (core.BASELINE, best)}
+        curves_figure = learning_curves(histories, cfg.target_f1)
+        confusion_figure = confusion_pair(matrices, list(EMOTIONS))
+        with atomic_dir(out) as tmp:
+            table.to_csv(tmp / "summary.csv")
+            (tmp / "summary.md").write_text(table.to_markdown(floatfmt=".3f") + "\n")
+            curves_figure.savefig(tmp / "curves.png", dpi=120)
+            confusion_figure.savefig(tmp / "confusion.png", dpi=120)
+        result = {"variants": {name: {k: _finite_or_none(float(v)) for k, v in row.items()} for name, row in table.iterrows()},
+                  "verdict": verdict, "mcnemar_best_vs_plain": mcnemar}
+        write_json_atomic(metrics, result)
+        links = tracking.source_run_tags(source_runs, list(cfg.variants)) if source_runs else {}
+        with tracking.start_run("facetransfer", "trainee-report", params=cfg.model_dump(mode="json"),
+                                tags=tracking.run_tags("trainee_report", Path.cwd(), **links)) as run:
+            run.log_table(table.reset_index(), "trainee_summary.json")
+            run.log_figure(curves_figure, "learning_curves.png")
+            run.log_figure(confusion_figure, "confusion.png")
+            run.log_dict(result, "trainee.json")
+            run.log_metrics({f"auc_{name}": float(row["auc"]) for name, row in table.iterrows()})
+            tracking.write_run_id(run_id, run.run_id)
+    typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    typer.echo(f"best masked variant {best}: AUC {verdict['auc_best']:.3f} vs plain {verdict['auc_baseline']:.3f} "
+               f"(masking sped learning: {'yes' if verdict['masking_sped_learning'] else 'no'}); McNemar on validation "
+               f"p {mcnemar['pvalue']:.2g} ({mcnemar['method']})")

@@ -134,3 +134,46 @@ def mask_sheet(images: np.ndarray, keep: np.ndarray, masked: np.ndarray, title: 
         axes[0, j].set_title(header, fontsize="small")
     fig.suptitle(title, fontsize="medium")
     return fig
+
+
+def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None = None) -> Figure:
+    """The paper's Fig. 10: validation macro F1 and loss against optimiser steps, one line per trainee variant.
+
+    Colour = masking method (black: plain); solid = masked throughout, dashed = masked, then plain.
+    """
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_f1, ax_loss = fig.subplots(1, 2)
+    colours = {"negative": "tab:blue", "mean": "tab:orange", "perceptive": "tab:green"}
+    for name, history in histories.items():
+        method = name.removesuffix("-then-plain")
+        style = {"color": colours.get(method, "black"), "linestyle": "--" if name.endswith("-then-plain") else "-",
+                 "linewidth": 2.2 if name == "plain" else 1.4}
+        ax_f1.plot(history["step"], history["val_macro_f1"], label=name, **style)
+        ax_loss.plot(history["step"], history["val_loss"], label=name, **style)
+    if target_f1 is not None:
+        ax_f1.axhline(target_f1, color="tab:gray", linewidth=0.8, linestyle=":", label=f"target F1 {target_f1}")
+    ax_f1.set_ylabel("validation macro F1 (plain images)")
+    ax_loss.set_ylabel("validation cross-entropy")
+    for ax in (ax_f1, ax_loss):
+        ax.set_xlabel("training steps")
+    ax_f1.legend(fontsize="small")
+    fig.suptitle("MobileNetV2 trainees: plain vs relevance-masked training images")
+    return fig
+
+
+def confusion_pair(matrices: dict[str, np.ndarray], classes: list[str]) -> Figure:
+    """Row-normalised confusion matrices side by side (rows: true class, columns: predicted), counts in cells."""
+    fig = Figure(figsize=(5.2 * len(matrices), 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(matrices)))
+    for ax, (name, counts) in zip(axes, matrices.items()):
+        rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        for i, j in np.ndindex(counts.shape):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize="x-small",
+                    color="white" if rates[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize="small")
+        ax.set_yticks(range(len(classes)), classes, fontsize="small")
+        ax.set_xlabel("predicted")
+        ax.set_title(name)
+    axes[0].set_ylabel("true class")
+    return fig

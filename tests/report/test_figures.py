@@ -1,0 +1,46 @@
+"""Report figures: each draws what its docstring promises (lines, bars, cells), headless."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from facetransfer.report.figures import confusion_pair, learning_curves, mask_sheet, recall_bars
+
+
+def _history(f1):
+    return pd.DataFrame({"step": np.arange(1, len(f1) + 1) * 10, "val_macro_f1": f1, "val_loss": 2 - np.asarray(f1)})
+
+
+def test_learning_curves_one_line_per_variant_and_styles_by_schedule():
+    histories = {"plain": _history([0.1, 0.2]), "mean": _history([0.1, 0.1]), "mean-then-plain": _history([0.1, 0.3])}
+    fig = learning_curves(histories, target_f1=0.25)
+    f1_axis, loss_axis = fig.axes
+    lines = {line.get_label(): line for line in f1_axis.get_lines()}
+    assert set(lines) == {"plain", "mean", "mean-then-plain", "target F1 0.25"}
+    assert lines["mean-then-plain"].get_linestyle() == "--" and lines["mean"].get_linestyle() == "-"
+    assert lines["mean"].get_color() == lines["mean-then-plain"].get_color() != lines["plain"].get_color()
+    np.testing.assert_allclose(lines["mean-then-plain"].get_ydata(), [0.1, 0.3])
+    assert len(loss_axis.get_lines()) == 3
+
+
+def test_confusion_pair_shows_counts_and_row_rates():
+    counts = np.array([[3, 1], [0, 4]])
+    fig = confusion_pair({"plain": counts, "mean": counts.T}, ["a", "b"])
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[0].texts] == ["3", "1", "0", "4"]
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), [[0.75, 0.25], [0.0, 1.0]])
+
+
+def test_recall_bars_one_bar_per_model_and_class():
+    table = pd.DataFrame([[0.5, 0.7], [0.6, 0.8]], index=["freeze0", "freeze5"], columns=["happy", "macro"])
+    fig = recall_bars(table)
+    heights = sorted(p.get_height() for p in fig.axes[0].patches)
+    np.testing.assert_allclose(heights, [0.5, 0.6, 0.7, 0.8])
+
+
+def test_mask_sheet_rows_of_three_panels():
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    keep = np.ones((2, 4, 4), bool)
+    fig = mask_sheet(images, keep, images, "mean")
+    assert len(fig.axes) == 6

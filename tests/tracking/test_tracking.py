@@ -20,9 +20,11 @@ from facetransfer.tracking import (
     artifact_root,
     flatten_params,
     init_store,
+    register_model_version,
     run_tags,
     source_run_tags,
     start_run,
+    sweep_id,
     tracking_uri,
     write_run_id,
 )
@@ -192,10 +194,21 @@ def test_run_tags_outside_git_read_data_dvc(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repo above tmp_path
     monkeypatch.setenv("DVC_EXP_NAME", "lucky-fish")
     (tmp_path / "data.dvc").write_text("outs:\n- md5: abc123.dir\n  size: 10\n  path: data\n")
-    tags = run_tags("train", tmp_path, freeze_blocks=3, sweep="freeze")
+    tags = run_tags("train", tmp_path, freeze_blocks=3)
     assert tags == {"stage": "train", "git_commit": "unknown", "git_dirty": "unknown",
                     "data_dvc_md5": "abc123.dir", "dvc_exp_name": "lucky-fish",
-                    "freeze_blocks": "3", "sweep": "freeze"}
+                    "freeze_blocks": "3", "sweep": sweep_id(tmp_path)}
+
+
+def test_sweep_id_is_shared_until_params_or_data_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    (tmp_path / "params.yaml").write_text("train_pain: {lr: 0.01}\n")
+    first = sweep_id(tmp_path)
+    assert len(first) == 12 and sweep_id(tmp_path) == first
+    (tmp_path / "params.yaml").write_text("train_pain: {lr: 0.02}\n")
+    second = sweep_id(tmp_path)
+    (tmp_path / "data.dvc").write_text("outs:\n- md5: abc123.dir\n  path: data\n")
+    assert len({first, second, sweep_id(tmp_path)}) == 3
 
 
 def test_run_tags_without_data_dvc_or_exp(tmp_path, monkeypatch):
@@ -234,3 +247,18 @@ def test_source_run_tags_link_to_the_training_runs(tmp_path):
     assert source_run_tags(tmp_path, ["pain/freeze0"]) == {"source_run.pain.freeze0": "abc123"}
     with pytest.raises(FileNotFoundError, match="freeze1.json: no readable run id"):
         source_run_tags(tmp_path, ["pain/freeze1"])
+
+
+def test_register_model_version_points_the_alias_at_the_newest(repo):
+    runs = []
+    for k in (2, 3):
+        with start_run("registry", f"pain/freeze{k}") as run:
+            run.log_state_dict({"w": torch.ones(2)}, "checkpoint")
+            runs.append(run.run_id)
+    versions = [register_model_version("pain-balanced", run_id, "checkpoint", "balanced", {"model": f"freeze{k}"})
+                for run_id, k in zip(runs, (2, 3))]
+    assert versions == ["1", "2"]
+    chosen = client().get_model_version_by_alias("pain-balanced", "balanced")
+    assert chosen.run_id == runs[1] and chosen.tags == {"model": "freeze3"}
+    state = mlflow.pytorch.load_state_dict("models:/pain-balanced@balanced")  # as README says
+    assert torch.equal(state["w"], torch.ones(2))

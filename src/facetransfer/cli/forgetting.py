@@ -14,6 +14,9 @@ from facetransfer.config import load_section
 from facetransfer.data.labels import EMOTIONS
 from facetransfer.fsutil import atomic_dir, write_json_atomic
 
+# The model registry entry of the balanced pain model; alias "balanced" points at the newest choice.
+REGISTERED_PAIN_MODEL = "facetransfer-pain-balanced"
+
 
 def _read_inputs(retrain: Path, pain_metrics: Path, blocks: tuple[int, ...]):
     import pandas as pd
@@ -71,9 +74,16 @@ def forgetting(
             for file, figure in figures.items():
                 run.log_figure(figure, file)
             run.log_dict(summary, "forgetting.json")
+            if links:  # the chosen pain model's run is known: put it in the model registry
+                version = tracking.register_model_version(
+                    REGISTERED_PAIN_MODEL, links[f"source_run.pain.{trade['balanced']}"], "checkpoint", "balanced",
+                    {"model": trade["balanced"], "rule": trade["rule"], "forgetting_run": run.run_id},
+                    description=f"{trade['balanced']}: the balanced pain/emotion choice of the forgetting stage")
+                run.set_tags({"registered_model": f"{REGISTERED_PAIN_MODEL}/{version}"})
             tracking.write_run_id(run_id, run.run_id)
     typer.echo("macro recall after retraining: " + ", ".join(f"{m} {v:.3f}" for m, v in recall["macro"].items()))
-    typer.echo(f"balanced pain/emotion choice: {trade['balanced']} (Pareto front: {', '.join(trade['pareto_front'])})")
+    typer.echo(f"balanced pain/emotion choice: {trade['balanced']} (Pareto front: {', '.join(trade['pareto_front'])})"
+               + (f"; registered as {REGISTERED_PAIN_MODEL}@balanced" if links else ""))
 
 
 def _mcnemar_rows(mcnemar: dict):

@@ -281,11 +281,29 @@ def run_tags(stage: str, root: Path | None = None, **extra: Any) -> dict[str, st
         "git_dirty": _git_dirty(root),
         "data_dvc_md5": _data_dvc_md5(root / "data.dvc"),
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        "sweep": sweep_id(root),
     }
     if baseline := os.environ.get("DVC_EXP_BASELINE_REV"):
         tags["dvc_exp_baseline_rev"] = baseline  # the commit a queued experiment started from
     tags.update({key: str(value) for key, value in extra.items()})
     return tags
+
+
+def sweep_id(root: Path) -> str:
+    """One id per (git commit, data.dvc hash, params.yaml bytes), shared by every run of one `dvc repro`.
+
+    The MLflow UI groups a sweep's runs with the filter `tags.sweep = '<id>'` (the six
+    freeze variants side by side in the compare view). A queued experiment with other
+    params gets its own id. Uncommitted code changes do not change it (see `git_dirty`).
+    """
+    digest = hashlib.sha256()
+    digest.update((_git(root, "rev-parse", "HEAD") or "no-git").encode())
+    digest.update(_data_dvc_md5(root / "data.dvc").encode())
+    try:
+        digest.update((root / "params.yaml").read_bytes())
+    except OSError:
+        digest.update(b"no-params")
+    return digest.hexdigest()[:12]
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -317,6 +335,28 @@ def _data_dvc_md5(path: Path) -> str:
 def write_run_id(path: Path, run_id: str, uri: str | None = None) -> None:
     """Write {"run_id", "tracking_uri"} to `path` atomically: the link from a DVC stage to its run."""
     write_json_atomic(path, {"run_id": run_id, "tracking_uri": uri or tracking_uri()})
+
+
+def register_model_version(name: str, run_id: str, artifact_path: str, alias: str, tags: Mapping[str, str],
+                           description: str = "", uri: str | None = None) -> str:
+    """Register `artifact_path` of run `run_id` as a new version of model `name`, point `alias` at it.
+
+    The source is the run's own artifact URI, so the version resolves wherever the run's
+    artifacts live (local store or a server's proxied `mlflow-artifacts:`). Returns the version.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri or tracking_uri())
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+    version = client.create_model_version(name, source, run_id=run_id, tags=dict(tags), description=description)
+    client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
 
 
 def source_run_tags(folder: Path, names: list[str]) -> dict[str, str]:

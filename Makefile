@@ -6,7 +6,7 @@ BIN    := $(abspath $(VENV))/bin
 PYTHON ?= python3
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup data repro smoke test test-all bench ui
+.PHONY: setup data repro smoke test test-all bench ui server share
 
 setup: $(VENV)/.installed
 
@@ -56,3 +56,17 @@ bench: setup
 
 ui: setup
 	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db
+
+# A team tracking server: runs in mlflow-server.db, artifacts proxied from mlflow-artifacts/ (clients
+# store mlflow-artifacts:/ URIs, so artifact links survive clones). Teammates set
+# MLFLOW_TRACKING_URI=http://<host>:5001; serve beyond this machine with MLFLOW_HOST=0.0.0.0.
+MLFLOW_HOST ?= 127.0.0.1
+server: setup
+	mlflow server --host $(MLFLOW_HOST) --port 5001 --backend-store-uri sqlite:///mlflow-server.db \
+	  --artifacts-destination mlflow-artifacts
+
+# Push data, prepared arrays, models, masked datasets and the run cache to the DVC remote
+# (default: .dvc/config's "local"; another one with `make share REMOTE=<name>`). A teammate then
+# runs `dvc pull --run-cache` and `dvc repro` retrains nothing.
+share: setup
+	dvc push --run-cache $(if $(REMOTE),-r $(REMOTE))

@@ -15,14 +15,15 @@ def test_top_level_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for stage in ("synth", "prepare", "train-emotion", "train-pain", "retrain-emotion", "track-init", "forgetting",
-                  "saliency", "concepts", "mask", "train-trainee"):
+                  "saliency", "concepts", "mask", "train-trainee", "trainee-report", "report"):
         assert stage in result.output
 
 
 @pytest.mark.parametrize("stage, words", [("synth", "--smoke"), ("prepare", "--data"), ("train-emotion", "--checkpoint"),
                                          ("train-pain", "--freeze-blocks"), ("retrain-emotion", "--source"),
                                          ("saliency", "--ranking"), ("concepts", "--summary"), ("mask", "--trainer"),
-                                         ("train-trainee", "--variant")])
+                                         ("train-trainee", "--variant"), ("trainee-report", "--summaries"),
+                                         ("report", "--saliency")])
 def test_stage_help(stage, words):
     result = runner.invoke(app, [stage, "--help"])
     assert result.exit_code == 0 and words in result.output

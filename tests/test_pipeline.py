@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import needs_chromium, render
 from tests.conftest import REPO, SMOKE_PARAMS
 
 BIN = Path(sys.executable).parent
 FREEZES = range(6)
 
 
-def _run(cwd: Path, *cmd: str) -> str:
+def _run(cwd: Path, *cmd: str, env_extra: dict[str, str] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DVC_ROOT")}
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    env.update(env_extra or {})
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
@@ -36,6 +38,7 @@ def repo(tmp_path_factory) -> Path:
     _run(root, "dvc", "init", "--no-scm", "-q")
     _run(root, "dvc", "config", "core.analytics", "false")
     _run(root, "facetransfer", "synth", "--out", "data", "--smoke")
+    _run(root, "dvc", "add", "-q", "data")  # data.dvc, as in the real repository
     _run(root, "facetransfer", "track-init")
     _run(root, "dvc", "repro")
     return root
@@ -67,7 +70,9 @@ def test_every_model_and_run_is_recorded(repo):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facetransfer")
     runs = client.search_runs([experiment.experiment_id])
-    training = {r.info.run_id for r in runs if r.data.tags.get("stage") not in ("forgetting", "concepts", "saliency", "mask")}
+    linked = {json.loads(f.read_text())["run_id"] for f in (repo / "runs").rglob("*.json")}
+    assert {r.info.run_id for r in runs} == linked  # every run is linked from a DVC output; none is orphaned
+    training = {r.info.run_id for r in runs if r.data.tags["stage"] in ("train_emotion", "train_pain", "retrain_emotion")}
     assert run_ids == training and len(run_ids) == 13
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
     assert sorted(r.data.tags["freeze_blocks"] for r in pain) == [str(k) for k in FREEZES]
@@ -139,6 +144,39 @@ def test_masked_datasets(repo):
     assert 0.85 <= summary["kept_fraction"]["negative"] <= 0.95
 
 
+TRAINEES = ("plain", "negative", "mean", "perceptive", "negative-then-plain", "mean-then-plain", "perceptive-then-plain")
+
+
+def test_seven_trainees_and_their_comparison(repo):
+    summary = json.loads((repo / "metrics" / "trainee_summary.json").read_text())
+    assert set(summary["variants"]) == set(TRAINEES)
+    assert summary["verdict"]["best_masked"] in TRAINEES[1:]
+    for variant in TRAINEES:
+        assert (repo / "models" / "trainee" / variant / "model.pt").is_file()
+        assert json.loads((repo / "metrics" / "trainee" / f"{variant}.json").read_text())["variant"] == variant
+    assert (repo / "reports" / "trainee" / "curves.png").is_file()
+
+
+def test_trainee_rerun_with_the_same_seed_gives_the_same_curve(repo, tmp_path):
+    """Schiller et al. section 5.6: reproducible training; the smoke profile's mean-then-plain trained again."""
+    _run(repo, "facetransfer", "train-trainee", "--variant", "mean-then-plain", "--data", "prepared/ferplus",
+         "--masked", "masked", "--out", str(tmp_path / "model"), "--metrics", str(tmp_path / "m.json"),
+         "--plots", str(tmp_path / "plots"), "--run-id", str(tmp_path / "run.json"))
+    again = (tmp_path / "plots" / "history.csv").read_text()
+    assert again == (repo / "plots" / "trainee" / "mean-then-plain" / "history.csv").read_text()
+
+
+@needs_chromium
+def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
+    page = repo / "report" / "index.html"
+    text = page.read_text()
+    for heading in ("Table 1", "McNemar", "Concept probes", "AU ranking", "Localisation", "MobileNetV2 trainees"):
+        assert heading in text, heading
+    assert "not available" not in text and "missing figure" not in text
+    counts = render(page, tmp_path / "report.png", tmp_path / "profile")
+    assert counts["images"] == text.count("<img") >= 10 and counts["broken"] == 0
+
+
 def test_analysis_runs_link_to_the_training_runs(repo):
     from mlflow.tracking import MlflowClient
 
@@ -149,9 +187,145 @@ def test_analysis_runs_link_to_the_training_runs(repo):
     forgetting = client.get_run(json.loads((repo / "runs" / "forgetting.json").read_text())["run_id"]).data.tags
     assert concepts["source_run.freeze0"] == pain0
     assert forgetting["source_run.pain.freeze0"] == pain0 and forgetting["source_run.retrain.freeze0"] == retrain0
+    chosen = json.loads((repo / "metrics" / "forgetting.json").read_text())["trade_off"]["balanced"]
+    registered = client.get_model_version_by_alias("facetransfer-pain-balanced", "balanced")
+    pain_runs = {k: json.loads((repo / "runs" / "pain" / f"freeze{k}.json").read_text())["run_id"] for k in FREEZES}
+    assert registered.run_id == pain_runs[int(chosen.removeprefix("freeze"))] and registered.tags["model"] == chosen
+    sweeps = {client.get_run(run_id).data.tags["sweep"] for run_id in pain_runs.values()}
+    assert len(sweeps) == 1 and concepts["sweep"] in sweeps  # one sweep: the UI filter tags.sweep = '<id>'
+    trainee_plain = json.loads((repo / "runs" / "trainee" / "plain.json").read_text())["run_id"]
+    report = client.get_run(json.loads((repo / "runs" / "trainee_report.json").read_text())["run_id"]).data.tags
+    assert report["source_run.plain"] == trainee_plain
 
 
 def test_second_repro_does_nothing(repo):
     assert "up to date" in _run(repo, "dvc", "status")
     second = _run(repo, "dvc", "repro")
     assert "Running stage" not in second and "didn't change" in second
+
+
+# --- sharing through a DVC remote: A pushes, a teammate's fresh clone B pulls and retrains nothing ---
+
+
+def _teammate_clone(a: Path, b: Path, remote_args: list[list[str]]) -> None:
+    """What `git clone` of A gives a teammate: code, params, dvc.yaml/.lock, data.dvc and the
+    git-tracked (cache: false) outputs such as metrics and run ids; no DVC cache, no models."""
+    from dvc.repo import Repo
+
+    with Repo(str(a)) as repo:
+        uncached = [Path(out.fs_path).relative_to(a) for stage in repo.index.stages for out in stage.outs
+                    if not out.use_cache]
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", "data.dvc"):
+        shutil.copy(a / name, b / name)
+    for rel in [Path("src"), *uncached]:
+        (b / rel).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (a / rel).is_dir() else shutil.copy2
+        copy(a / rel, b / rel, **({"ignore": shutil.ignore_patterns("__pycache__")} if (a / rel).is_dir() else {}))
+    _run(b, "dvc", "init", "--no-scm", "-q")
+    for args in remote_args:  # the team's remote, as committed to .dvc/config
+        _run(b, "dvc", "remote", *args)
+
+
+def _pull_and_check(b: Path, env: dict[str, str] | None = None) -> None:
+    _run(b, "dvc", "pull", "--run-cache", "-q", env_extra=env)
+    assert (b / "masked" / "mean" / "images.npy").is_file() and (b / "models" / "pain" / "freeze3" / "model.pt").is_file()
+    assert any((b / ".dvc" / "cache" / "runs").rglob("*")), "the run cache did not come with the pull"
+    assert "up to date" in _run(b, "dvc", "status", env_extra=env)
+    second = _run(b, "dvc", "repro", env_extra=env)
+    assert "Running stage" not in second, second
+
+
+def test_a_teammate_pulls_everything_from_a_local_remote(repo, tmp_path):
+    store = tmp_path / "store"
+    _run(repo, "dvc", "remote", "add", "--local", "-f", "team", str(store))
+    _run(repo, "dvc", "push", "--run-cache", "-q", "-r", "team")
+    b = tmp_path / "b"
+    b.mkdir()
+    _teammate_clone(repo, b, [["add", "-d", "team", str(store)]])
+    _pull_and_check(b)
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def test_a_teammate_pulls_everything_from_an_s3_remote(repo, tmp_path, monkeypatch):
+    import boto3
+
+    from tests.servers import moto_s3
+
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    with moto_s3(tmp_path / "moto.log") as endpoint:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="facetransfer")
+        remote = [["add", "-f", "s3team", "s3://facetransfer/dvcstore"], ["modify", "s3team", "endpointurl", endpoint]]
+        for args in remote:
+            _run(repo, "dvc", "remote", *args[:1], "--local", *args[1:], env_extra=S3_ENV)
+        _run(repo, "dvc", "push", "--run-cache", "-q", "-r", "s3team", env_extra=S3_ENV)
+        b = tmp_path / "b"
+        b.mkdir()
+        _teammate_clone(repo, b, [*remote, ["default", "s3team"]])
+        _pull_and_check(b, S3_ENV)
+
+
+# --- sharing through MLflow: the pipeline logs to a team tracking server when MLFLOW_TRACKING_URI says so ---
+
+
+def test_a_stage_logs_to_a_tracking_server(repo, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from tests.servers import mlflow_server
+
+    with mlflow_server(tmp_path) as url:
+        _run(repo, "facetransfer", "trainee-report", "--summaries", "metrics/trainee", "--curves", "plots/trainee",
+             "--out", str(tmp_path / "report"), "--metrics", str(tmp_path / "summary.json"),
+             "--run-id", str(tmp_path / "run.json"), env_extra={"MLFLOW_TRACKING_URI": url})
+        link = json.loads((tmp_path / "run.json").read_text())
+        assert link["tracking_uri"] == url
+        run = MlflowClient(url).get_run(link["run_id"])
+        # Proxied artifacts: the run stores a server-relative URI, so any client (or clone) can fetch them.
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+        listed = {a.path for a in MlflowClient(url).list_artifacts(link["run_id"])}
+        assert "learning_curves.png" in listed
+    assert list((tmp_path / "artifacts").rglob("learning_curves.png"))
+
+
+# --- queued experiments: `dvc exp run --queue` + `dvc queue start` log into the repository's own store ---
+
+
+def _git_repo_copy(a: Path, q: Path) -> None:
+    """A copy of A (cache and MLflow store included) turned into a git repository, as a user's checkout is."""
+    from dvc.repo import Repo
+
+    shutil.copytree(a, q, ignore=shutil.ignore_patterns("__pycache__"))
+    with Repo(str(q)) as repo:
+        cached = [Path(out.fs_path).relative_to(q) for stage in repo.index.stages for out in stage.outs if out.use_cache]
+    ignored = ["/mlflow.db", "/mlruns", "/data", *[f"/{rel.as_posix()}" for rel in cached]]
+    (q / ".gitignore").write_text("\n".join(ignored) + "\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run(q, "git", "init", "-q")
+    _run(q, "dvc", "config", "core.no_scm", "false")
+    _run(q, "git", "add", "-A")
+    _run(q, *git, "commit", "-q", "-m", "smoke pipeline")
+
+
+def test_queued_experiment_logs_into_the_repository_store(repo, tmp_path):
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    q = tmp_path / "q"
+    _git_repo_copy(repo, q)
+    _run(q, "dvc", "exp", "run", "--queue", "-q", "-n", "short-trainees", "-S", "trainee.epochs=1")
+    _run(q, "dvc", "queue", "start")
+    deadline = time.monotonic() + 600
+    while "Queued" in (status := _run(q, "dvc", "queue", "status")) or "Running" in status:
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert "Success" in status, status + _run(q, "dvc", "queue", "logs", "short-trainees")
+    _run(q, "dvc", "queue", "stop")
+    runs = MlflowClient(f"sqlite:///{q / 'mlflow.db'}").search_runs(
+        [e.experiment_id for e in MlflowClient(f"sqlite:///{q / 'mlflow.db'}").search_experiments()],
+        "tags.dvc_exp_name = 'short-trainees'")
+    names = {r.info.run_name for r in runs}
+    assert "train-trainee/plain" in names and "trainee-report" in names
+    assert all(r.data.params["epochs"] == "1" for r in runs if r.info.run_name.startswith("train-trainee"))

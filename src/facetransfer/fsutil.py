@@ -26,10 +26,15 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     tmp.rename(final)
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: object) -> None:
-    """Write JSON to a temp file beside `path`, then rename it into place."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write text to a temp file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: object) -> None:
+    """Write JSON to a temp file beside `path`, then rename it into place."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,43 @@
+"""`facetransfer report`: the whole study in one self-contained HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facetransfer import tracking
+from facetransfer.cli.app import ParamsOption, app, user_errors
+from facetransfer.config import load_section
+from facetransfer.fsutil import write_text_atomic
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="The HTML file to write (report/index.html).")],
+    run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    metrics: Annotated[Path, typer.Option(help="The pipeline's metrics/ folder.")] = Path("metrics"),
+    reports: Annotated[Path, typer.Option(help="The pipeline's reports/ folder (forgetting, concepts, trainee figures).")] = Path("reports"),
+    saliency: Annotated[Path, typer.Option(help="The saliency stage's folder (au_ranking.json, grids/).")] = Path("saliency"),
+    masked: Annotated[Path, typer.Option(help="The mask stage's folder (<method>/sample.png).")] = Path("masked"),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """One offline HTML page with every table and figure of the study (Table 1, Fig. 3 and 6, McNemar, concept
+    tests, saliency grids and AU ranking, localisation, RBDM curves) and the params and data hash it came from.
+    Inputs that are missing are named on the page and here; figures are embedded, nothing is fetched."""
+    from facetransfer.report.study import StudyPaths, build_report
+
+    with user_errors():
+        cfg = load_section(params, "report")
+        tags = tracking.run_tags("report", Path.cwd())
+        provenance = {"git commit": tags["git_commit"], "uncommitted changes": tags["git_dirty"],
+                      "data.dvc md5": tags["data_dvc_md5"], "sweep": tags["sweep"]}
+        page, missing = build_report(StudyPaths(metrics, reports, saliency, masked), cfg, params.read_text(), provenance)
+        write_text_atomic(out, page)
+        with tracking.start_run("facetransfer", "report", params=cfg.model_dump(mode="json"), tags=tags) as run:
+            run.log_artifact(out)
+            tracking.write_run_id(run_id, run.run_id)
+    for path in missing:
+        typer.echo(f"report: missing {path} (its section says so)", err=True)
+    typer.echo(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -1,0 +1,205 @@
+"""The whole study on one page: every table and figure the pipeline wrote, read back from its output folders.
+
+`build_report` returns the HTML text and the list of inputs it could not find (each
+section then says so on the page instead of failing: a partial study still gets a report).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from facetransfer.config import ReportConfig
+from facetransfer.report import html
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    """Where the stages wrote (the defaults of `dvc.yaml`)."""
+
+    metrics: Path = Path("metrics")
+    reports: Path = Path("reports")
+    saliency: Path = Path("saliency")
+    masked: Path = Path("masked")
+
+
+class _Reader:
+    """Reads pipeline outputs and remembers which ones were missing."""
+
+    def __init__(self) -> None:
+        self.missing: list[str] = []
+
+    def json(self, path: Path):
+        if not path.is_file():
+            self.missing.append(str(path))
+            return None
+        return json.loads(path.read_text())
+
+    def csv(self, path: Path, **kwargs) -> pd.DataFrame | None:
+        if not path.is_file():
+            self.missing.append(str(path))
+            return None
+        return pd.read_csv(path, **kwargs)
+
+    def figure(self, path: Path, caption: str) -> str:
+        if not path.is_file():
+            self.missing.append(str(path))
+            return html.note(f"missing figure: {path}")
+        return html.figure(path.read_bytes(), caption)
+
+    def absent(self, path: Path) -> str:
+        return html.note(f"not available: {path} is missing (run the stage that writes it)")
+
+
+def pain_table(metrics: dict[str, dict]) -> pd.DataFrame:
+    """Table 1 of Prajod et al.: accuracy and per-class / macro precision, recall, F1 per pain model."""
+    rows = []
+    for model, m in metrics.items():
+        row = {"model": model, "accuracy": m["accuracy"]}
+        row |= {f"{measure} {cls}": m[measure][cls] for measure in ("precision", "recall", "f1")
+                for cls in ("no_pain", "pain", "macro")}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mcnemar_table(mcnemar: dict[str, dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": model, "class": cls, "statistic": t["statistic"], "p": t["pvalue"],
+                          "p (Holm)": t["pvalue_holm"], "method": t["method"]}
+                         for model, classes in mcnemar.items() for cls, t in classes.items()])
+
+
+def ranking_table(ranking: dict, top: int) -> pd.DataFrame:
+    """The `top` AUs per (model pair, class) of saliency/au_ranking.json."""
+    rows = []
+    for model, classes in ranking["pairs"].items():
+        for cls, entry in classes.items():
+            for place, au in enumerate(entry["ranking"][:top], start=1):
+                rows.append({"model": model, "class": cls, "rank": place, "AU": au["au"],
+                             "relevance share, reference": au["mass_reference"], "model's": au["mass_model"],
+                             "difference": au["mean_diff"], "p (Holm)": au["pvalue_holm"], "images": au["n_images"]})
+    return pd.DataFrame(rows)
+
+
+def localisation_table(scores: dict) -> pd.DataFrame:
+    rows = []
+    for model, s in scores.items():
+        rows.append({"model": model, "images": s["n_images"], **{f"LRP {k.replace('_', ' ')}": v for k, v in s["lrp"].items()},
+                     **{f"Grad-CAM {k}": v for k, v in s.get("gradcam", {}).items()}})
+    return pd.DataFrame(rows)
+
+
+CONCEPT_COLUMNS = {"au": "AU", "model_b": "model", "mean_f1_a": "F1 reference", "mean_f1_b": "F1 model",
+                   "ci_diff_corrected": "difference 95 % CI (corrected)", "plain_p": "plain p",
+                   "corrected_p": "corrected p", "corrected_p_holm": "corrected p (Holm)", "five_by_two_p": "5x2cv p",
+                   "forgotten": "forgotten"}
+
+
+def _provenance(params_text: str, provenance: dict[str, str]) -> list[str]:
+    facts = pd.DataFrame({"": list(provenance), "value": list(provenance.values())})
+    return [html.table(facts), html.preformatted(params_text, summary="params.yaml (click to open)")]
+
+
+def _transfer(read: _Reader, paths: StudyPaths) -> list[str]:
+    folder = paths.metrics / "pain"
+    found = sorted(folder.glob("freeze*.json")) if folder.is_dir() else []
+    if not found:
+        read.missing.append(str(folder))
+        return [read.absent(folder)]
+    metrics = {p.stem: json.loads(p.read_text()) for p in found}
+    return [html.text("Table 1: the pain models (FreezeBk: the first k conv blocks kept from the emotion model), "
+                      "on the pain test set."), html.table(pain_table(metrics))]
+
+
+def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
+    parts = []
+    recall = read.csv(paths.reports / "forgetting" / "recall.csv")
+    if recall is not None:
+        parts += [html.text("Emotion recall per class after retraining the head on each pain model's frozen features."),
+                  html.table(recall)]
+    parts.append(read.figure(paths.reports / "forgetting" / "recall.png", "Fig. 3 analogue: recall per class per model"))
+    summary = read.json(paths.metrics / "forgetting.json")
+    if summary is None:
+        return parts + [read.absent(paths.metrics / "forgetting.json")]
+    trade = summary["trade_off"]
+    parts += [html.heading(f"McNemar per class, {summary['reference']} vs each model"),
+              html.table(mcnemar_table(summary["mcnemar"])),
+              html.heading("The pain/emotion trade-off"),
+              html.text(f"Pareto front: {', '.join(trade['pareto_front'])}. Balanced choice: {trade['balanced']} "
+                        f"(rule: {trade['rule']})."),
+              read.figure(paths.reports / "forgetting" / "trade_off.png", "Fig. 6 analogue: pain vs emotion recall")]
+    return parts
+
+
+def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
+    parts = []
+    ranking = read.json(paths.saliency / "au_ranking.json")
+    if ranking is not None:
+        parts += [html.text(f"AU ranking ({ranking['rule']}); top {cfg.ranking_top} per class and model."),
+                  html.table(ranking_table(ranking, cfg.ranking_top))]
+    scores = read.json(paths.metrics / "localisation.json")
+    if scores is not None:
+        parts += [html.heading("Localisation against the true AU regions"), html.table(localisation_table(scores))]
+    grids = paths.saliency / "grids"
+    for k in cfg.grid_models:
+        found = sorted(grids.glob(f"*_vs_freeze{k}_*.png")) if grids.is_dir() else []
+        if not found:
+            read.missing.append(str(grids / f"*_vs_freeze{k}_*.png"))
+        parts += [read.figure(path, f"LRP: input | reference | freeze{k} | difference ({path.stem})") for path in found]
+    return parts
+
+
+def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
+    rows = read.json(paths.metrics / "concepts.json")
+    parts = []
+    if rows is not None:
+        table = pd.DataFrame([{"au": r["au"], "model_b": r["model_b"], "mean_f1_a": r["mean_f1_a"], "mean_f1_b": r["mean_f1_b"],
+                               "ci_diff_corrected": "[{:.3f}, {:.3f}]".format(*r["ci_diff_corrected"]),
+                               "plain_p": r["plain"]["pvalue"], "corrected_p": r["corrected"]["pvalue"],
+                               "corrected_p_holm": r["corrected"]["pvalue_holm"], "five_by_two_p": r["five_by_two"]["pvalue"],
+                               "forgotten": r["forgotten"]} for r in rows])
+        parts += [html.text("Linear probes per AU on the last conv block: the paper's plain paired t-test beside the "
+                            "Nadeau-Bengio corrected test and Dietterich's 5x2cv."),
+                  html.table(table.rename(columns=CONCEPT_COLUMNS))]
+    parts.append(read.figure(paths.reports / "concepts" / "f1_differences.png", "Probe F1 differences, plain vs corrected CI"))
+    return parts
+
+
+def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
+    parts = []
+    summary = read.json(paths.metrics / "masking.json")
+    if summary is not None:
+        kept = pd.DataFrame({"method": list(summary["kept_fraction"]), "kept pixels": list(summary["kept_fraction"].values())})
+        parts += [html.text(f"{summary['images']} training images masked; the trainer got "
+                            f"{summary['trainer_accuracy']:.3f} of them right."), html.table(kept)]
+    for method in ("negative", "mean", "perceptive"):
+        parts.append(read.figure(paths.masked / method / "sample.png", f"{method} masking: original | mask | masked"))
+    table = read.csv(paths.reports / "trainee" / "summary.csv")
+    if table is not None:
+        parts += [html.heading("MobileNetV2 trainees"), html.table(table)]
+    verdict = read.json(paths.metrics / "trainee_summary.json")
+    if verdict is not None:
+        v = verdict["verdict"]
+        parts.append(html.text(f"Best masked variant: {v['best_masked']} (area under the F1 curve {v['auc_best']:.3f} vs "
+                               f"plain {v['auc_baseline']:.3f}); masking sped learning: "
+                               f"{'yes' if v['masking_sped_learning'] else 'no'}; McNemar on validation p = "
+                               f"{verdict['mcnemar_best_vs_plain']['pvalue']:.3g}."))
+    parts += [read.figure(paths.reports / "trainee" / "curves.png", "Fig. 10 analogue: learning curves of the trainees"),
+              read.figure(paths.reports / "trainee" / "confusion.png", "Confusion matrices: plain vs best masked")]
+    return parts
+
+
+def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provenance: dict[str, str]) -> tuple[str, list[str]]:
+    """(HTML text, inputs not found). `provenance`: e.g. git commit and data.dvc hash, shown first."""
+    read = _Reader()
+    sections = [
+        ("provenance", "Where this came from", _provenance(params_text, provenance)),
+        ("transfer", "Transfer to pain (Prajod et al. 2022)", _transfer(read, paths)),
+        ("forgetting", "What emotion recall was lost", _forgetting(read, paths)),
+        ("saliency", "Where the models look", _saliency(read, paths, cfg)),
+        ("concepts", "Concept probes", _concepts(read, paths)),
+        ("masking", "Relevance-based data masking (Schiller et al. 2020)", _masking(read, paths)),
+    ]
+    return html.page("facetransfer: what did the transferred model gain, and what did it forget?", sections), read.missing

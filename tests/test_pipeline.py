@@ -70,8 +70,12 @@ def test_every_model_and_run_is_recorded(repo):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facetransfer")
     runs = client.search_runs([experiment.experiment_id])
-    linked = {json.loads(f.read_text())["run_id"] for f in (repo / "runs").rglob("*.json")}
-    assert {r.info.run_id for r in runs} == linked  # every run is linked from a DVC output; none is orphaned
+    linked = set()
+    for path in (repo / "runs").rglob("*.json"):
+        link = json.loads(path.read_text())
+        linked |= {link["run_id"]} if "run_id" in link else set(link["runs"].values())
+    everything = {r.info.run_id for e in client.search_experiments() for r in client.search_runs([e.experiment_id])}
+    assert everything == linked  # every run is linked from a DVC output; none is orphaned
     training = {r.info.run_id for r in runs if r.data.tags["stage"] in ("train_emotion", "train_pain", "retrain_emotion")}
     assert run_ids == training and len(run_ids) == 13
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
@@ -166,11 +170,20 @@ def test_trainee_rerun_with_the_same_seed_gives_the_same_curve(repo, tmp_path):
     assert again == (repo / "plots" / "trainee" / "mean-then-plain" / "history.csv").read_text()
 
 
+def test_attention_study_outputs(repo):
+    summary = json.loads((repo / "metrics" / "attention.json").read_text())
+    assert set(summary) == {f"{i}/{a}" for i in ("scratch", "pretrained") for a in ("none", "se", "cbam")}
+    assert set(summary["pretrained/se"]["accuracy"]) == {"ckplus", "ferplus", "affectnet"}
+    assert len(json.loads((repo / "runs" / "attention.json").read_text())["runs"]) == 12  # 2 inits x 3 attentions x 2 folds
+    assert (repo / "reports" / "attention" / "accuracy.png").is_file()
+
+
 @needs_chromium
 def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
     page = repo / "report" / "index.html"
     text = page.read_text()
-    for heading in ("Table 1", "McNemar", "Concept probes", "AU ranking", "Localisation", "MobileNetV2 trainees"):
+    for heading in ("Table 1", "McNemar", "Concept probes", "AU ranking", "Localisation", "MobileNetV2 trainees",
+                    "Arabian"):
         assert heading in text, heading
     assert "not available" not in text and "missing figure" not in text
     counts = render(page, tmp_path / "report.png", tmp_path / "profile")

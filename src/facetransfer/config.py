@@ -441,3 +441,24 @@ class ReportConfig(Frozen):
 
 
 SECTIONS["report"] = ReportConfig
+
+
+class AttentionStudyConfig(Frozen):
+    """`attention_study`: VGG16 +- SE / CBAM, scratch vs pretrained, k-fold on CK+ (Arabian et al. 2022)."""
+
+    seed: int = Field(2022, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    inits: tuple[Literal["scratch", "pretrained"], ...] = ("scratch", "pretrained")
+    attentions: tuple[Literal["none", "se", "cbam"], ...] = ("none", "se", "cbam")
+    after_blocks: tuple[int, ...] = (2, 3, 4)  # conv blocks (1-based) followed by an attention module
+    reduction: int = Field(16, gt=0)  # hidden channels = C // reduction (SE and CBAM papers)
+    folds: int = Field(3, ge=2)  # subject-disjoint folds (the paper used 10)
+    epochs: int = Field(15, gt=0)
+    batch_size: int = Field(50, gt=0)  # the paper's
+    lr: float = Field(0.01, gt=0.0)  # the paper's SGD lr is 1e-4 (at 224 px, many more steps)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    augment: AugmentSpec = AugmentSpec()
+    gradcam_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # Grad-CAM map >= this -> attended, for DICE / IoU
+
+
+SECTIONS["attention_study"] = AttentionStudyConfig

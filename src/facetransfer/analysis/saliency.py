@@ -50,17 +50,17 @@ class TestImages:
         return (self.regions(idx) & self.present[idx][:, :, None, None]).any(axis=1)
 
 
-def load_test_images(prepared: Path) -> TestImages:
-    """prepared/<dataset>/test.csv rows with their images and AU region masks (prepare.mask_splits has test)."""
-    table_path = prepared / "test.csv"
+def load_test_images(prepared: Path, split: str = "test") -> TestImages:
+    """prepared/<dataset>/<split>.csv rows with their images and AU region masks (prepare.mask_splits has the split)."""
+    table_path = prepared / f"{split}.csv"
     if not table_path.is_file():
         raise FileNotFoundError(f"{table_path}: not found (run `facetransfer prepare` first)")
     table = pd.read_csv(table_path)
     gt = [f"gt_au_{au}" for au in ACTION_UNITS]
     missing = [c for c in ["mask_row", *gt] if c not in table.columns]
     if missing or (table["mask_row"] < 0).any() or not (prepared / "masks.npy").is_file():
-        raise FileNotFoundError(f"{prepared}: AU region masks or ground-truth AU columns missing for the test split "
-                                f"(need masks.npy, mask_row and gt_au_* columns; prepare.mask_splits must include test)")
+        raise FileNotFoundError(f"{prepared}: AU region masks or ground-truth AU columns missing for the {split} split "
+                                f"(need masks.npy, mask_row and gt_au_* columns; prepare.mask_splits must include {split})")
     rows = table["row"].to_numpy(np.int64)
     images = np.load(prepared / "images.npy", mmap_mode="r")[rows]
     packed = np.load(prepared / "masks.npy", mmap_mode="r")[table["mask_row"].to_numpy(np.int64)]

@@ -177,3 +177,18 @@ def confusion_pair(matrices: dict[str, np.ndarray], classes: list[str]) -> Figur
         ax.set_title(name)
     axes[0].set_ylabel("true class")
     return fig
+
+
+def accuracy_boxes(per_fold: pd.DataFrame) -> Figure:
+    """Box plots of fold accuracies: one panel per dataset, one box per (init, attention) (Arabian et al., Table 2)."""
+    datasets = [c for c in per_fold.columns if c not in ("init", "attention", "fold")]
+    fig = Figure(figsize=(4.2 * len(datasets), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(datasets), sharey=True))
+    models = list(dict.fromkeys(zip(per_fold["init"], per_fold["attention"])))
+    for ax, dataset in zip(axes, datasets):
+        values = [per_fold[(per_fold["init"] == i) & (per_fold["attention"] == a)][dataset].to_numpy() for i, a in models]
+        ax.boxplot(values, tick_labels=[f"{i}\n{a}" for i, a in models])
+        ax.set_title(dataset)
+        ax.tick_params(axis="x", labelsize="x-small")
+    axes[0].set_ylabel("accuracy (six basic emotions)")
+    return fig

@@ -191,6 +191,22 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
     return parts
 
 
+def _attention(read: _Reader, paths: StudyPaths) -> list[str]:
+    accuracy = read.csv(paths.reports / "attention" / "accuracy.csv")
+    places = read.csv(paths.reports / "attention" / "localisation.csv")
+    parts = [html.text("Arabian et al. 2022: VGG16 with and without SE / CBAM after conv blocks 2-4, from scratch "
+                       "(Glorot) or from the emotion model, trained on CK+ six-class peak frames in subject-disjoint folds; "
+                       "accuracy on the held-out fold (ckplus) and on the other datasets' test images.")]
+    if accuracy is not None:
+        parts.append(html.table(accuracy))
+    parts.append(read.figure(paths.reports / "attention" / "accuracy.png", "Table 2 analogue: accuracy per fold"))
+    if places is not None:
+        wide = places.pivot_table(index=["init", "attention"], columns="class", values="dice", sort=False).reset_index()
+        parts += [html.heading("Grad-CAM DICE against the regions of each class's AUs (held-out CK+ images)"),
+                  html.table(wide)]
+    return parts
+
+
 def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provenance: dict[str, str]) -> tuple[str, list[str]]:
     """(HTML text, inputs not found). `provenance`: e.g. git commit and data.dvc hash, shown first."""
     read = _Reader()
@@ -201,5 +217,6 @@ def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provena
         ("saliency", "Where the models look", _saliency(read, paths, cfg)),
         ("concepts", "Concept probes", _concepts(read, paths)),
         ("masking", "Relevance-based data masking (Schiller et al. 2020)", _masking(read, paths)),
+        ("attention", "Pretrained vs scratch, with attention (Arabian et al. 2022)", _attention(read, paths)),
     ]
     return html.page("facetransfer: what did the transferred model gain, and what did it forget?", sections), read.missing

@@ -15,7 +15,7 @@ def test_top_level_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for stage in ("synth", "prepare", "train-emotion", "train-pain", "retrain-emotion", "track-init", "forgetting",
-                  "saliency", "concepts", "mask", "train-trainee", "trainee-report", "report", "attention-study"):
+                  "saliency", "concepts", "mask", "train-trainee", "trainee-report", "report", "attention-study", "units"):
         assert stage in result.output
 
 
@@ -23,7 +23,7 @@ def test_top_level_help_lists_every_stage():
                                          ("train-pain", "--freeze-blocks"), ("retrain-emotion", "--source"),
                                          ("saliency", "--ranking"), ("concepts", "--summary"), ("mask", "--trainer"),
                                          ("train-trainee", "--variant"), ("trainee-report", "--summaries"),
-                                         ("report", "--saliency"), ("attention-study", "--ckplus")])
+                                         ("report", "--saliency"), ("attention-study", "--ckplus"), ("units", "--pain")])
 def test_stage_help(stage, words):
     result = runner.invoke(app, [stage, "--help"])
     assert result.exit_code == 0 and words in result.output

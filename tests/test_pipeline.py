@@ -178,12 +178,18 @@ def test_attention_study_outputs(repo):
     assert (repo / "reports" / "attention" / "accuracy.png").is_file()
 
 
+def test_units_outputs(repo):
+    summary = json.loads((repo / "metrics" / "units.json").read_text())
+    assert set(summary["detector_units"]) == {"emotion", "freeze0", "freeze5"}
+    assert (repo / "reports" / "units" / "patches.png").is_file()
+
+
 @needs_chromium
 def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
     page = repo / "report" / "index.html"
     text = page.read_text()
     for heading in ("Table 1", "McNemar", "Concept probes", "AU ranking", "Localisation", "MobileNetV2 trainees",
-                    "Arabian"):
+                    "Arabian", "Khorrami"):
         assert heading in text, heading
     assert "not available" not in text and "missing figure" not in text
     counts = render(page, tmp_path / "report.png", tmp_path / "profile")

@@ -462,3 +462,29 @@ class AttentionStudyConfig(Frozen):
 
 
 SECTIONS["attention_study"] = AttentionStudyConfig
+
+
+class UnitsConfig(Frozen):
+    """`units`: last-conv units as AU detectors (Khorrami et al.) in the emotion model and pain models."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compare: tuple[int, ...] = (0, 5)  # pain models FreezeBk analysed beside the emotion model
+    track_aus: tuple[int, ...] = (5, 14)  # AUs whose emotion-model detector units are followed into the pain models
+    auc_min: float = Field(0.75, gt=0.5, le=1.0)  # a detector's ROC AUC for AU presence
+    lift_min: float = Field(1.5, gt=0.0)  # and its activation's share in the AU region / the region's area share
+    top_k: int = Field(6, gt=0)  # top-activating images shown per tracked unit
+    patch: int = Field(24, gt=0)  # side of the shown patches (pixels)
+    batch_size: int = Field(64, gt=0)
+
+    @field_validator("track_aus")
+    @classmethod
+    def _known_aus(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        from facetransfer.data.labels import ACTION_UNITS
+
+        unknown = [au for au in value if au not in ACTION_UNITS]
+        if unknown:
+            raise ValueError(f"unknown AUs {unknown}; the benchmark has {list(ACTION_UNITS)}")
+        return value
+
+
+SECTIONS["units"] = UnitsConfig

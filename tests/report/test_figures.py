@@ -44,3 +44,11 @@ def test_mask_sheet_rows_of_three_panels():
     keep = np.ones((2, 4, 4), bool)
     fig = mask_sheet(images, keep, images, "mean")
     assert len(fig.axes) == 6
+
+
+def test_unit_patches_one_row_per_unit():
+    from facetransfer.report.unit_figures import unit_patches
+
+    fig = unit_patches([("unit 1", np.zeros((3, 8, 8, 3), np.uint8)), ("unit 2", np.zeros((2, 8, 8, 3), np.uint8))])
+    assert len(fig.axes) == 6 and fig.axes[0].get_title(loc="left") == "unit 1"
+    assert sum(len(ax.images) for ax in fig.axes) == 5

@@ -207,6 +207,20 @@ def _attention(read: _Reader, paths: StudyPaths) -> list[str]:
     return parts
 
 
+def _units(read: _Reader, paths: StudyPaths) -> list[str]:
+    parts = [html.text("Khorrami et al.: units of the last conv layer whose peak activation detects an AU (ROC AUC) and "
+                       "whose activation falls on the AU's region (lift over the region's area share), on CK+ peak frames.")]
+    survival = read.csv(paths.reports / "units" / "survival.csv")
+    if survival is not None:
+        parts += [html.heading("The emotion model's units for the tracked AUs, in each model"), html.table(survival)]
+    found = read.csv(paths.reports / "units" / "detectors.csv")
+    if found is not None:
+        best = found.drop_duplicates(["model", "au"]).pivot_table(index="au", columns="model", values="auc", sort=False)
+        parts += [html.heading("Best detector AUC per AU and model (blank: no detector)"), html.table(best.reset_index())]
+    parts.append(read.figure(paths.reports / "units" / "patches.png", "Top-activating patches of the tracked units"))
+    return parts
+
+
 def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provenance: dict[str, str]) -> tuple[str, list[str]]:
     """(HTML text, inputs not found). `provenance`: e.g. git commit and data.dvc hash, shown first."""
     read = _Reader()
@@ -218,5 +232,6 @@ def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provena
         ("concepts", "Concept probes", _concepts(read, paths)),
         ("masking", "Relevance-based data masking (Schiller et al. 2020)", _masking(read, paths)),
         ("attention", "Pretrained vs scratch, with attention (Arabian et al. 2022)", _attention(read, paths)),
+        ("units", "Units that behave like action units (Khorrami et al.)", _units(read, paths)),
     ]
     return html.page("facetransfer: what did the transferred model gain, and what did it forget?", sections), read.missing

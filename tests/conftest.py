@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from facetransfer.config import SynthConfig
 from facetransfer.data.synth.generate import generate
@@ -19,3 +21,24 @@ def smoke_benchmark(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke_benchmark")
     generate(out, SynthConfig().smoke())
     return out
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """An empty torch cache under tmp_path; returns its hub/checkpoints folder."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    hub = tmp_path / "hub"
+    if Path(torch.hub.get_dir()) != hub:  # torch.hub.set_dir() was called somewhere: it wins over TORCH_HOME
+        monkeypatch.setattr(torch.hub, "_hub_dir", str(hub))
+    assert Path(torch.hub.get_dir()) == hub
+    (hub / "checkpoints").mkdir(parents=True)
+    return hub / "checkpoints"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def fail(*args, **kwargs):
+        pytest.fail(f"a download was attempted: {args[:1]}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+    monkeypatch.setattr(urllib.request, "urlopen", fail)

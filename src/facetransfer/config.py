@@ -448,7 +448,8 @@ class AttentionStudyConfig(Frozen):
 
     seed: int = Field(2022, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    inits: tuple[Literal["scratch", "pretrained"], ...] = ("scratch", "pretrained")
+    # pretrained = the emotion source model; imagenet = torchvision's weights from the local cache (width 1.0)
+    inits: tuple[Literal["scratch", "pretrained", "imagenet"], ...] = ("scratch", "pretrained")
     attentions: tuple[Literal["none", "se", "cbam"], ...] = ("none", "se", "cbam")
     after_blocks: tuple[int, ...] = (2, 3, 4)  # conv blocks (1-based) followed by an attention module
     reduction: int = Field(16, gt=0)  # hidden channels = C // reduction (SE and CBAM papers)

@@ -92,3 +92,14 @@ def test_pretrained_copies_the_source_conv_weights_and_scratch_does_not():
     assert sum(isinstance(m, nn.Module) and type(m).__name__ == "SEModule" for m in pretrained.features) == 3
     with pytest.raises(ValueError, match="needs the emotion source model"):
         build_variant("pretrained", "none", ARCH, None, cfg)
+
+
+def test_imagenet_init_loads_the_cached_torchvision_file(torch_home, no_network):
+    from torchvision.models import VGG16_Weights
+
+    from tests.models.test_vgg import cache_name, fake_imagenet_file
+
+    fake = fake_imagenet_file(torch_home / cache_name(VGG16_Weights.IMAGENET1K_V1), batch_norm=False)
+    model = build_variant("imagenet", "cbam", ModelSpec(width=1.0, batch_norm=False), None, AttentionStudyConfig())
+    assert torch.equal(model.features[0].weight, fake["features.0.weight"])
+    assert model.classifier[-1].out_features == len(BASIC)

@@ -24,7 +24,7 @@ from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 from facetransfer.data.synth.sampling import PROTOTYPES
 from facetransfer.explain import dice_iou, gradcam_maps
 from facetransfer.models.attention import add_attention, glorot_init
-from facetransfer.models.vgg import load_checkpoint_weights, new_head
+from facetransfer.models.vgg import load_checkpoint_weights, load_imagenet_features, new_head
 from facetransfer.training.data import ImageDataset, Split, build_transform
 from facetransfer.training.loop import predict, seed_epoch, train_one_epoch
 from facetransfer.training.stages import build
@@ -57,13 +57,16 @@ def folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[tup
 
 
 def build_variant(init: str, attention: str, arch: ModelSpec, source_state: dict | None, cfg: AttentionStudyConfig) -> nn.Module:
-    """VGG16 with a 6-class head: Glorot init ("scratch") or the emotion model's conv weights ("pretrained"),
-    then the attention modules (always freshly initialised)."""
+    """VGG16 with a 6-class head: Glorot init ("scratch"), the emotion model's weights ("pretrained") or
+    torchvision's ImageNet conv weights from the local torch cache ("imagenet", width 1.0); then the
+    attention modules (always freshly initialised)."""
     model = build(arch, len(EMOTIONS))
     if init == "pretrained":
         if source_state is None:
             raise ValueError("init 'pretrained' needs the emotion source model's weights")
         load_checkpoint_weights(model, source_state, skip_head=False)
+    elif init == "imagenet":  # the paper's start: torchvision's ImageNet VGG16 from the local cache (width 1.0)
+        load_imagenet_features(model)
     new_head(model, len(BASIC))
     model = add_attention(model, attention, cfg.after_blocks, cfg.reduction)
     if init == "scratch":

@@ -71,10 +71,10 @@ def overlap_lift(activations: np.ndarray, images: TestImages) -> np.ndarray:
                                           align_corners=False).numpy()  # (N, C, H, W)
     lift = np.full((activations.shape[1], len(ACTION_UNITS)), np.nan)
     shown = images.present & (area > 0)  # (N, A)
+    counts = shown.sum(axis=0)  # (A,) images showing each AU
     for c in range(activations.shape[1]):
         share = region_mass(upsampled[:, c], regions)  # (N, A)
         ratio = np.divide(share, area, out=np.zeros_like(share), where=area > 0)
-        counts = shown.sum(axis=0)
         sums = (ratio * shown).sum(axis=0)
         lift[c] = np.divide(sums, counts, out=np.full(len(ACTION_UNITS), np.nan), where=counts > 0)
     return lift

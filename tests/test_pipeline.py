@@ -184,12 +184,44 @@ def test_units_outputs(repo):
     assert (repo / "reports" / "units" / "patches.png").is_file()
 
 
+POSITIVE_CHECKS = ["plant_took", "recall_dropped", "saliency_ranked_first", "reverse_contrast_ranked_first",
+                   "concept_probe_lost"]
+NEGATIVE_CHECKS = ["recall_flags_nothing", "saliency_flags_nothing", "reverse_contrast_flags_nothing",
+                   "concept_probes_flag_nothing"]
+
+
+def test_controls_data_is_the_original_without_the_au(repo):
+    import pandas as pd
+
+    for au in (14, 5):
+        control = pd.read_csv(repo / "controls" / "prepared" / f"suppress_au{au}" / "affectnet" / "index.csv")
+        original = pd.read_csv(repo / "prepared" / "affectnet" / "index.csv")
+        assert (control[f"gt_au_{au}"] == 0).all() and (original[f"gt_au_{au}"] > 0).any()
+        kept = [c for c in original.columns if c not in (f"gt_au_{au}", f"gt_side_{au}")]
+        assert control[kept].equals(original[kept])
+
+
+def test_controls_verdict_table(repo):
+    rows = json.loads((repo / "metrics" / "controls.json").read_text())
+    checks = {}
+    for row in rows:
+        checks.setdefault(row["control"], []).append(row["check"])
+        assert isinstance(row["passed"], bool)
+    assert checks == {"suppress_au14": POSITIVE_CHECKS, "suppress_au5": POSITIVE_CHECKS, "negative": NEGATIVE_CHECKS}
+    recall = next(r for r in rows if r["control"] == "suppress_au14" and r["check"] == "recall_dropped")
+    assert recall["cls"] == "contempt" and 0 <= recall["recall_reference"] <= 1 and 0 <= recall["pvalue_holm"] <= 1
+    summary = json.loads((repo / "metrics" / "controls_summary.json").read_text())
+    assert summary["negative"]["concept_probes_flag_nothing"] in (True, False)
+    for name in ("verdicts.csv", "verdicts.md", "recall.csv", "probes.csv", "analyses.json", "suppress_au14_contempt.png"):
+        assert (repo / "reports" / "controls" / name).is_file(), name
+
+
 @needs_chromium
 def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
     page = repo / "report" / "index.html"
     text = page.read_text()
     for heading in ("Table 1", "McNemar", "Concept probes", "AU ranking", "Localisation", "MobileNetV2 trainees",
-                    "Arabian", "Khorrami"):
+                    "Arabian", "Khorrami", "planted forgetting"):
         assert heading in text, heading
     assert "not available" not in text and "missing figure" not in text
     counts = render(page, tmp_path / "report.png", tmp_path / "profile")

@@ -87,6 +87,7 @@ class SynthConfig(Frozen):
     supersample: int = Field(3, ge=1, le=8)
     workers: int = Field(2, ge=1)
     suppress_aus: tuple[int, ...] = ()
+    benchmark: Literal["full", "smoke"] = "full"  # smoke: the tiny benchmark of `synth --smoke` (the smoke profile)
     affectnet: AffectNetSynth = AffectNetSynth()
     unbc: UnbcSynth = UnbcSynth()
     ckplus: CkplusSynth = CkplusSynth()
@@ -102,6 +103,7 @@ class SynthConfig(Frozen):
     def smoke(self) -> "SynthConfig":
         """A tiny benchmark for tests: same seed, size and behaviour, few images."""
         return self.model_copy(update={
+            "benchmark": "smoke",
             "affectnet": AffectNetSynth(train_per_class={c: 12 for c in EMOTIONS}, validation_per_class=6,
                                         no_emotion_rows=3, conflicting_duplicates=4, negative_box_rows=1),
             "unbc": UnbcSynth(subjects=8, sequences_per_subject=2, frames_per_sequence=IntRange(low=14, high=20),
@@ -489,3 +491,64 @@ class UnitsConfig(Frozen):
 
 
 SECTIONS["units"] = UnitsConfig
+
+
+# --- planted-forgetting controls (issue 9) ----------------------------------------------------
+
+class ControlFineTune(TrainSettings):
+    """How a control is fine-tuned from the emotion model: every block trainable, as train_emotion otherwise."""
+
+    epochs: int = Field(5, gt=0)
+    augment: AugmentSpec = AugmentSpec(grayscale=0.2)
+    # A fresh head forces the features to re-adapt to the (suppressed) data; keeping the source head,
+    # AU5 was still used as much after 5 epochs (see README, planted-forgetting controls).
+    fresh_head: bool = True
+
+
+class ControlsConfig(Frozen):
+    """`controls`: the study's analyses on models with a known answer (source vs planted / negative controls)."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    suppress_aus: tuple[int, ...] = (14, 5)  # one positive control per AU: AffectNet-like train re-rendered without it
+    dependent_class: dict[int, str] = Field(default_factory=lambda: {14: "contempt", 5: "surprise"})
+    fine_tune: ControlFineTune = ControlFineTune()
+    negative_seed: int = Field(2023, ge=0)  # the negative control: same fine-tuning, unmodified data, this seed
+    head: RetrainEmotionConfig = RetrainEmotionConfig()  # every model's head retrained on unmodified data, as the study
+    probe_aus: tuple[int, ...] = (14, 5, 4, 6, 12)
+    upper_face_aus: tuple[int, ...] = (5,)
+    repeats: int = Field(500, ge=5)
+    svm_c: float = Field(1.0, gt=0.0)
+    max_images_per_class: int = Field(100, gt=0)
+    min_images: int = Field(5, ge=1)
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    workers: int = Field(2, ge=1)
+    batch_size: int = Field(64, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ControlsConfig":
+        for field, aus in (("suppress_aus", self.suppress_aus), ("probe_aus", self.probe_aus),
+                           ("upper_face_aus", self.upper_face_aus)):
+            unknown = sorted(set(aus) - set(ACTION_UNITS))
+            if unknown:
+                raise ValueError(f"{field} has unknown AUs {unknown}; the benchmark has {list(ACTION_UNITS)}")
+        if sorted(self.dependent_class) != sorted(self.suppress_aus):
+            raise ValueError(f"dependent_class must name one class for each of suppress_aus {list(self.suppress_aus)}, "
+                             f"got keys {sorted(self.dependent_class)}")
+        bad = sorted(c for c in self.dependent_class.values() if c not in EMOTIONS)
+        if bad:
+            raise ValueError(f"dependent_class has unknown classes {bad}; choose from {list(EMOTIONS)}")
+        if not set(self.suppress_aus) <= set(self.probe_aus) or not set(self.upper_face_aus) <= set(self.probe_aus):
+            raise ValueError(f"probe_aus {list(self.probe_aus)} must include suppress_aus and upper_face_aus")
+        if self.negative_seed == self.fine_tune.seed:
+            raise ValueError(f"negative_seed must differ from fine_tune.seed ({self.fine_tune.seed})")
+        return self
+
+    def probes(self) -> ConceptsConfig:
+        """The concept-probe settings in the form the concepts stage's core takes."""
+        return ConceptsConfig(seed=self.fine_tune.seed, device=self.device, aus=self.probe_aus,
+                              upper_face_aus=self.upper_face_aus, repeats=self.repeats, svm_c=self.svm_c,
+                              alpha=self.alpha, confidence=self.confidence, workers=self.workers)
+
+
+SECTIONS["controls"] = ControlsConfig

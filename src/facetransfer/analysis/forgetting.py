@@ -25,9 +25,14 @@ def recall_table(predictions: dict[int, pd.DataFrame], classes: tuple[str, ...])
     """Rows freeze{k}, columns the classes and macro: test recall of each retrained model."""
     rows = {}
     for k, frame in sorted(predictions.items()):
-        per_class = [float((frame.loc[frame["label"] == c, "predicted"] == c).mean()) for c in range(len(classes))]
+        per_class = class_recall(frame, len(classes))
         rows[name(k)] = per_class + [float(np.mean(per_class))]
     return pd.DataFrame.from_dict(rows, orient="index", columns=[*classes, "macro"])
+
+
+def class_recall(frame: pd.DataFrame, n_classes: int) -> list[float]:
+    """Test recall of each class from a predictions frame (columns label, predicted)."""
+    return [float((frame.loc[frame["label"] == c, "predicted"] == c).mean()) for c in range(n_classes)]
 
 
 def paired_difference_ci(ref_correct: np.ndarray, other_correct: np.ndarray,
@@ -61,21 +66,32 @@ def mcnemar_by_class(predictions: dict[int, pd.DataFrame], classes: tuple[str, .
     for k, frame in sorted(predictions.items()):
         if k == reference:
             continue
-        ref, other = _aligned(predictions[reference], frame)
-        out[name(k)] = {}
-        for c, cls in enumerate(classes):
-            mask = ref["label"].to_numpy() == c
-            ref_ok = ref["predicted"].to_numpy()[mask] == c
-            oth_ok = other["predicted"].to_numpy()[mask] == c
-            test = mcnemar_test(ref_ok, oth_ok)
-            d, low, high = paired_difference_ci(ref_ok, oth_ok, confidence)
-            out[name(k)][cls] = {"statistic": test.statistic, "pvalue": test.pvalue, "method": test.method,
-                                 "recall_difference": d, "ci_low": low, "ci_high": high,
-                                 "discordant_reference_only": test.extra["b"], "discordant_other_only": test.extra["c"]}
-    cells = [cell for per_class in out.values() for cell in per_class.values()]
+        out[name(k)] = mcnemar_per_class(predictions[reference], frame, classes, confidence)
+    add_holm([cell for per_class in out.values() for cell in per_class.values()])
+    return out
+
+
+def mcnemar_per_class(reference: pd.DataFrame, other: pd.DataFrame, classes: tuple[str, ...],
+                      confidence: float) -> dict[str, dict]:
+    """class -> McNemar of the two models on that class's test images, and the recall difference with its CI."""
+    ref, other = _aligned(reference, other)
+    out = {}
+    for c, cls in enumerate(classes):
+        mask = ref["label"].to_numpy() == c
+        ref_ok = ref["predicted"].to_numpy()[mask] == c
+        oth_ok = other["predicted"].to_numpy()[mask] == c
+        test = mcnemar_test(ref_ok, oth_ok)
+        d, low, high = paired_difference_ci(ref_ok, oth_ok, confidence)
+        out[cls] = {"statistic": test.statistic, "pvalue": test.pvalue, "method": test.method,
+                    "recall_difference": d, "ci_low": low, "ci_high": high,
+                    "discordant_reference_only": test.extra["b"], "discordant_other_only": test.extra["c"]}
+    return out
+
+
+def add_holm(cells: list[dict]) -> None:
+    """Set each cell's `pvalue_holm`: Holm over the family of the given cells' `pvalue`s."""
     for cell, adjusted in zip(cells, holm([cell["pvalue"] for cell in cells])):
         cell["pvalue_holm"] = float(adjusted)
-    return out
 
 
 def trade_off(pain_recall: dict[int, float], emotion_recall: dict[int, float]) -> dict:

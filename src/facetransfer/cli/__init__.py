@@ -1,6 +1,20 @@
 """Command-line interface: `facetransfer <stage>`, one small module per stage."""
 
-from facetransfer.cli import attention, concepts, forgetting, mask, prepare, report, saliency, synth, train, trainee, units  # noqa: F401  (each module registers its command)
+from facetransfer.cli import (  # noqa: F401  (each module registers its command)
+    attention,
+    concepts,
+    control_training,
+    controls,
+    forgetting,
+    mask,
+    prepare,
+    report,
+    saliency,
+    synth,
+    train,
+    trainee,
+    units,
+)
 from facetransfer.cli.app import app
 
 

@@ -44,7 +44,7 @@ def synth(
     """
     with user_errors():
         cfg = load_section(params, "synth")
-        cfg = cfg.smoke() if smoke else cfg
+        cfg = cfg.smoke() if smoke or cfg.benchmark == "smoke" else cfg
         update = {"seed": seed} if seed is not None else {}
         update |= {"suppress_aus": _aus(suppress_aus)} if suppress_aus else {}
         update |= {"workers": workers} if workers else {}

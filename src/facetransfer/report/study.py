@@ -221,6 +221,24 @@ def _units(read: _Reader, paths: StudyPaths) -> list[str]:
     return parts
 
 
+def _controls(read: _Reader, paths: StudyPaths) -> list[str]:
+    parts = [html.text("Planted-forgetting controls: the emotion model fine-tuned on the AffectNet-like training set "
+                       "re-rendered without one AU (positive: the tool should find that AU) or unmodified with another "
+                       "seed (negative: the tool should flag nothing); heads retrained on unmodified data, then the "
+                       "study's analyses run source vs each control. plant_took checks from ground truth whether the "
+                       "control really looks less at the AU (relevance share in its region on every test image showing it).")]
+    verdicts = read.csv(paths.reports / "controls" / "verdicts.csv")
+    if verdicts is not None:
+        parts.append(html.table(verdicts))
+    recall = read.csv(paths.reports / "controls" / "recall.csv")
+    if recall is not None:
+        parts += [html.heading("Recall per class after head retraining"), html.table(recall)]
+    folder = paths.reports / "controls"
+    grids = sorted(folder.glob("suppress_au*.png")) if folder.is_dir() else []
+    parts += [read.figure(path, f"LRP: input | source | control | difference ({path.stem})") for path in grids]
+    return parts
+
+
 def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provenance: dict[str, str]) -> tuple[str, list[str]]:
     """(HTML text, inputs not found). `provenance`: e.g. git commit and data.dvc hash, shown first."""
     read = _Reader()
@@ -233,5 +251,6 @@ def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provena
         ("masking", "Relevance-based data masking (Schiller et al. 2020)", _masking(read, paths)),
         ("attention", "Pretrained vs scratch, with attention (Arabian et al. 2022)", _attention(read, paths)),
         ("units", "Units that behave like action units (Khorrami et al.)", _units(read, paths)),
+        ("controls", "Does the tool find planted forgetting, and only that?", _controls(read, paths)),
     ]
     return html.page("facetransfer: what did the transferred model gain, and what did it forget?", sections), read.missing

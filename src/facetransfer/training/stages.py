@@ -20,14 +20,21 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
-from facetransfer.config import ModelSpec, RetrainEmotionConfig, TrainEmotionConfig, TrainPainConfig, TrainSettings
+from facetransfer.config import (
+    ControlFineTune,
+    ModelSpec,
+    RetrainEmotionConfig,
+    TrainEmotionConfig,
+    TrainPainConfig,
+    TrainSettings,
+)
 from facetransfer.data.labels import EMOTIONS, PAIN_CLASSES
 from facetransfer.models import build_model
 from facetransfer.models.vgg import freeze_blocks, load_imagenet_features, new_head
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
 from facetransfer.training.data import ImageDataset, Split, build_transform, class_counts, load_split
+from facetransfer.training.loop import EpochCallback, FitResult, fingerprint, fit, predict, resolve_device
 from facetransfer.training.losses import FocalLoss, class_balanced_weights
-from facetransfer.training.loop import EpochCallback, FitResult, fit, fingerprint, predict, resolve_device
 
 MODEL_FORMAT = "facetransfer.model/1"
 
@@ -115,6 +122,20 @@ def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, 
     run_key = fingerprint(cfg, {"freeze": freeze, "source": _digest(source)})
     result, test = _fit_images(model, prepared, cfg, len(PAIN_CLASSES), checkpoint, run_key, on_epoch)
     saved = _payload(model, arch, PAIN_CLASSES, "train_pain", cfg, result, freeze_blocks=freeze)
+    return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
+
+
+def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkpoint: Path | None = None,
+                      on_epoch: EpochCallback | None = None) -> Trained:
+    """A copy of an emotion model, no block frozen, trained on (possibly re-rendered) emotion data again."""
+    model, src = load_model(source)
+    arch = ModelSpec(**src["arch"])
+    torch.manual_seed(cfg.seed)
+    if cfg.fresh_head:
+        new_head(model, len(EMOTIONS))
+    run_key = fingerprint(cfg, {"source": _digest(source)})
+    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
+    saved = _payload(model, arch, EMOTIONS, "fine_tune_emotion", cfg, result, freeze_blocks=0)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
 

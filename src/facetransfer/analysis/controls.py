@@ -1,0 +1,279 @@
+"""Planted-forgetting controls: the study's analyses on models whose answer we know.
+
+Positive control `suppress_au<N>`: the emotion model fine-tuned on the AffectNet-like
+training set re-rendered without AU N, so it has a known reason to stop using AU N.
+Negative control `negative`: the same fine-tuning on the unmodified set with another
+seed, so nothing was planted. Every model (the source too) has its head retrained on
+unmodified data, as the study's models do; then the study's analyses compare the
+source ("reference") with each control and `verdicts` says which checks passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from facetransfer.analysis.forgetting import add_holm, class_recall, mcnemar_per_class
+from facetransfer.analysis.saliency import TestImages
+from facetransfer.data.errors import DatasetFormatError
+from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
+from facetransfer.explain import region_mass
+
+REFERENCE = "reference"
+NEGATIVE = "negative"
+
+
+def control_name(au: int) -> str:
+    return f"suppress_au{au}"
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control model: its name, the AU planted as forgotten and the class that needs it (None: negative)."""
+
+    name: str
+    au: int | None = None
+    dependent: str | None = None
+
+
+def check_rerendered(control: pd.DataFrame, original: pd.DataFrame, au: int, where: str) -> None:
+    """The control set must be the original with only AU `au` changed: same rows, labels and other AUs.
+
+    Raises DatasetFormatError naming `where` (the control's index.csv) and what differs.
+    """
+    changed = {f"gt_au_{au}", f"gt_side_{au}"}
+    if list(control.columns) != list(original.columns) or len(control) != len(original):
+        raise DatasetFormatError(where, f"{len(control)} rows / columns {list(control.columns)[:6]}... do not match the "
+                                        f"original's {len(original)} rows; render it with the same synth params")
+    differ = [c for c in original.columns if c not in changed and not control[c].equals(original[c])]
+    if differ:
+        raise DatasetFormatError(where, f"differs from the original in {differ[:4]}, not only in AU{au}; "
+                                        f"render it with the same synth params and --suppress-aus {au}")
+    if (control[f"gt_au_{au}"] > 0).any():
+        raise DatasetFormatError(where, f"{int((control[f'gt_au_{au}'] > 0).sum())} images still show AU{au}")
+
+
+def recall_rows(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows model name, columns the emotions and macro: test recall after head retraining."""
+    rows = {}
+    for name, frame in predictions.items():
+        per_class = class_recall(frame, len(EMOTIONS))
+        rows[name] = per_class + [float(np.mean(per_class))]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*EMOTIONS, "macro"])
+
+
+def mcnemar_rows(predictions: dict[str, pd.DataFrame], controls: list[str], confidence: float) -> dict[str, dict]:
+    """control -> class -> McNemar against the reference; Holm over the classes of each control."""
+    out = {}
+    for name in controls:
+        out[name] = mcnemar_per_class(predictions[REFERENCE], predictions[name], EMOTIONS, confidence)
+        add_holm(list(out[name].values()))
+    return out
+
+
+def planted_mass(maps_reference: np.ndarray, maps_control: np.ndarray, data: TestImages, au: int) -> dict:
+    """Manipulation check from ground truth: did the control stop looking at the AU?
+
+    Share of positive LRP relevance inside the AU's region, on every test image that
+    shows the AU (no selection by correctness, so no selection bias), reference vs
+    control; Wilcoxon signed-rank of the paired shares. maps_*: (N, H, W) for the true class.
+    """
+    j = ACTION_UNITS.index(au)
+    idx = np.flatnonzero(data.present[:, j])
+    regions = data.regions(idx)  # (n, A, H, W)
+    a = region_mass(maps_reference[idx], regions)[:, j].astype(np.float64)
+    b = region_mass(maps_control[idx], regions)[:, j].astype(np.float64)
+    d = a - b
+    pvalue = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    return {"n_images": int(idx.size), "mass_reference": float(a.mean()) if idx.size else float("nan"),
+            "mass_control": float(b.mean()) if idx.size else float("nan"),
+            "mean_diff": float(d.mean()) if idx.size else float("nan"), "pvalue": pvalue}
+
+
+def reverse_contrast_ranking(maps_reference: np.ndarray, maps_model: np.ndarray, data: TestImages,
+                             predicted: dict[str, np.ndarray], model: str, cls: int, cap: int,
+                             min_images: int) -> list[dict]:
+    """The saliency ranking with its selection bias controlled (not in the paper; a candidate fix).
+
+    On contrast images (reference right, model wrong) the wrong model's map for the true
+    class tends to sit off the class's AUs whatever the models learned, so the study's
+    ranking can flag AUs between two equally good models. Here the right-minus-wrong share
+    difference on those images is compared with the same difference on the reverse
+    contrast images (model right, reference wrong): Mann-Whitney U (two-sided) per AU,
+    Holm over the AUs tested; an AU needs `min_images` forward and 1 reverse image.
+    """
+    right_ref, right_model = predicted[REFERENCE] == data.labels, predicted[model] == data.labels
+    forward = np.flatnonzero((data.labels == cls) & right_ref & ~right_model)[:cap]
+    reverse = np.flatnonzero((data.labels == cls) & ~right_ref & right_model)[:cap]
+    idx = np.concatenate([forward, reverse])
+    regions = data.regions(idx)  # (n, A, H, W)
+    d = region_mass(maps_reference[idx], regions) - region_mass(maps_model[idx], regions)  # (n, A)
+    d[len(forward):] *= -1  # right minus wrong on both sides
+    rows = []
+    for j, au in enumerate(ACTION_UNITS):
+        shown = data.present[idx, j]
+        f, r = d[: len(forward)][shown[: len(forward)], j], d[len(forward):][shown[len(forward):], j]
+        row = {"au": int(au), "n_forward": int(f.size), "n_reverse": int(r.size), "effect": float("nan"), "pvalue": 1.0}
+        if f.size >= min_images and r.size >= 1:
+            row.update(effect=float(f.mean() - r.mean()),
+                       pvalue=float(stats.mannwhitneyu(f, r, alternative="two-sided").pvalue))
+        rows.append(row)
+    add_holm([r for r in rows if not np.isnan(r["effect"])])
+    for row in rows:
+        row.setdefault("pvalue_holm", 1.0)  # untested AUs rank last with p 1
+    return sorted(rows, key=lambda r: (np.isnan(r["effect"]), -np.nan_to_num(r["effect"]), r["au"]))
+
+
+def _row(control: Control, check: str, passed: bool, **numbers) -> dict:
+    return {"control": control.name, "au": control.au, "check": check, "passed": bool(passed), **numbers}
+
+
+def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ranking: dict, reverse: dict,
+                      probe: dict, planted: dict, alpha: float) -> list[dict]:
+    """The checks of a positive control; `planted` says whether there was anything to find.
+
+    ranking: class -> the study's AU ranking entry; reverse: class -> `reverse_contrast_ranking` rows.
+    """
+    cls, au = control.dependent, control.au
+    cell = mcnemar[cls]
+    entry = ranking[cls]["ranking"]
+    order = [r["au"] for r in entry]
+    mine = entry[order.index(au)]
+    controlled = reverse[cls]
+    order_c = [r["au"] for r in controlled]
+    mine_c = controlled[order_c.index(au)]
+    return [
+        _row(control, "plant_took", planted["mean_diff"] > 0 and planted["pvalue"] < alpha, **planted),
+        _row(control, "recall_dropped", cell["recall_difference"] > 0 and cell["pvalue_holm"] < alpha, cls=cls,
+             recall_reference=float(recall.loc[REFERENCE, cls]), recall_control=float(recall.loc[control.name, cls]),
+             recall_difference=cell["recall_difference"], ci=[cell["ci_low"], cell["ci_high"]],
+             pvalue=cell["pvalue"], pvalue_holm=cell["pvalue_holm"], method=cell["method"]),
+        _row(control, "saliency_ranked_first", order[0] == au and mine["mean_diff"] > 0, cls=cls,
+             rank=order.index(au) + 1, top_au=order[0], n_contrast_images=ranking[cls]["n_images"],
+             n_images=mine["n_images"], mean_diff=mine["mean_diff"], pvalue_holm=mine["pvalue_holm"],
+             significant=bool(mine["mean_diff"] > 0 and mine["pvalue_holm"] < alpha)),
+        _row(control, "reverse_contrast_ranked_first", order_c[0] == au and mine_c["effect"] > 0, cls=cls,
+             rank=order_c.index(au) + 1, top_au=order_c[0], n_forward=mine_c["n_forward"],
+             n_reverse=mine_c["n_reverse"], effect=mine_c["effect"], pvalue_holm=mine_c["pvalue_holm"],
+             significant=bool(mine_c["effect"] > 0 and mine_c["pvalue_holm"] < alpha)),
+        _row(control, "concept_probe_lost", probe["forgotten"], f1_reference=probe["mean_f1_a"],
+             f1_control=probe["mean_f1_b"], plain_p=probe["plain"]["pvalue"],
+             corrected_p=probe["corrected"]["pvalue"], corrected_p_holm=probe["corrected"]["pvalue_holm"],
+             five_by_two_p=probe["five_by_two"]["pvalue"]),
+    ]
+
+
+def saliency_flags(ranking: dict, alpha: float) -> list[dict]:
+    """(class, AU) pairs the ranking flags: the reference used the region more, Holm p < alpha."""
+    return [{"cls": cls, "au": r["au"], "mean_diff": r["mean_diff"], "pvalue_holm": r["pvalue_holm"]}
+            for cls, entry in ranking.items() for r in entry["ranking"]
+            if r["mean_diff"] > 0 and r["pvalue_holm"] < alpha]
+
+
+def negative_verdicts(control: Control, mcnemar: dict, ranking: dict, reverse: dict, probes: list[dict],
+                      alpha: float) -> list[dict]:
+    """A negative control passes a check when the analysis flags nothing after correction."""
+    recall_flags = [{"cls": cls, "recall_difference": c["recall_difference"], "pvalue_holm": c["pvalue_holm"]}
+                    for cls, c in mcnemar.items() if c["recall_difference"] > 0 and c["pvalue_holm"] < alpha]
+    probe_flags = [{"au": p["au"], "mean_diff": p["mean_diff"], "corrected_p_holm": p["corrected"]["pvalue_holm"]}
+                   for p in probes if p["forgotten"]]
+    sal_flags = saliency_flags(ranking, alpha)
+    tested = sum(1 for entry in ranking.values() for r in entry["ranking"] if not np.isnan(r["mean_diff"]))
+    rev_flags = [{"cls": cls, "au": r["au"], "effect": r["effect"], "pvalue_holm": r["pvalue_holm"]}
+                 for cls, rows in reverse.items() for r in rows if r["effect"] > 0 and r["pvalue_holm"] < alpha]
+    rev_tested = sum(1 for rows in reverse.values() for r in rows if not np.isnan(r["effect"]))
+    return [
+        _row(control, "recall_flags_nothing", not recall_flags, flagged=recall_flags, tests=len(mcnemar),
+             min_pvalue_holm=min(c["pvalue_holm"] for c in mcnemar.values())),
+        _row(control, "saliency_flags_nothing", not sal_flags, flagged=sal_flags, tests=tested),
+        _row(control, "reverse_contrast_flags_nothing", not rev_flags, flagged=rev_flags, tests=rev_tested),
+        _row(control, "concept_probes_flag_nothing", not probe_flags, flagged=probe_flags, tests=len(probes)),
+    ]
+
+
+def verdict_table(rows: list[dict]) -> pd.DataFrame:
+    """One line per verdict row for CSV / Markdown: control, check, pass/fail and the key numbers as text."""
+    def flag(f: dict) -> str:
+        where = "/".join(([f["cls"]] if "cls" in f else []) + ([f"AU{f['au']}"] if "au" in f else []))
+        return f"{where} (p {min(v for k, v in f.items() if k.startswith(('pvalue', 'corrected'))):.2g})"
+
+    def text(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}"
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            return ", ".join(flag(f) for f in value)
+        if isinstance(value, list):
+            return "[" + ", ".join(text(v) for v in value) + "]"
+        return str(value)
+
+    def numbers(row: dict) -> str:
+        return "; ".join(f"{key} {text(value)}" for key, value in row.items()
+                         if key not in {"control", "au", "check", "passed"})
+
+    return pd.DataFrame([{"control": r["control"], "check": r["check"], "result": "pass" if r["passed"] else "fail",
+                          "numbers": numbers(r)} for r in rows])
+
+
+def summary(rows: list[dict]) -> dict:
+    """control -> check -> passed: the dict shape `dvc metrics show` displays."""
+    out: dict[str, dict] = {}
+    for row in rows:
+        out.setdefault(row["control"], {})[row["check"]] = row["passed"]
+    return out
+
+
+@dataclass
+class ControlsResult:
+    """Everything the `controls` stage found; the CLI writes and logs it."""
+
+    recall: pd.DataFrame  # rows reference + controls, columns emotions + macro
+    mcnemar: dict  # control -> class -> McNemar cell
+    rankings: dict  # control -> class -> {n_images, ranking}
+    contrast: dict  # control -> class -> arrays of the contrast images (index, maps, difference)
+    reverse: dict  # control -> class -> reverse_contrast_ranking rows
+    planted: dict  # positive control -> manipulation check
+    probes: list[dict]  # concept-probe test rows, reference vs each control
+    verdicts: list[dict]
+
+
+def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[Control], test: TestImages,
+             probe_data, cfg, device: str) -> ControlsResult:
+    """The study's analyses, reference vs each control, and the verdicts.
+
+    models / predictions: name -> head-retrained model / test predictions (row, label, predicted),
+    REFERENCE included. probe_data: CK+ peak frames (`concepts.study.ProbeImages`); cfg: ControlsConfig.
+    """
+    from facetransfer.analysis.saliency import all_maps, compare_pair
+    from facetransfer.concepts import study
+
+    names = [c.name for c in controls]
+    recall = recall_rows(predictions)
+    mcnemar = mcnemar_rows(predictions, names, cfg.confidence)
+    maps = {name: all_maps(model, test, cfg.batch_size, device) for name, model in models.items()}  # (N, H, W) each
+    predicted = {name: frame.set_index("row").loc[test.rows, "predicted"].to_numpy()
+                 for name, frame in predictions.items()}
+    rankings, contrast = {}, {}
+    for name in names:
+        rankings[name], contrast[name] = compare_pair(maps[REFERENCE], maps[name], test, predicted, REFERENCE, name,
+                                                      cfg.max_images_per_class, cfg.min_images)
+    reverse = {name: {cls: reverse_contrast_ranking(maps[REFERENCE], maps[name], test, predicted, name, c,
+                                                    cfg.max_images_per_class, cfg.min_images)
+                      for c, cls in enumerate(EMOTIONS)} for name in names}
+    planted = {c.name: planted_mass(maps[REFERENCE], maps[c.name], test, c.au) for c in controls if c.au is not None}
+    probe_cfg = cfg.probes()
+    features = study.extract_features(models, probe_data, probe_cfg, device)
+    scores = study.probe_all(features, probe_data, probe_cfg, probe_cfg.workers)
+    probes = study.test_pairs(scores, probe_data, probe_cfg, REFERENCE, names)
+    verdicts = []
+    for c in controls:
+        mine = [p for p in probes if p["model_b"] == c.name]
+        if c.au is None:
+            verdicts += negative_verdicts(c, mcnemar[c.name], rankings[c.name], reverse[c.name], mine, cfg.alpha)
+        else:
+            probe = next(p for p in mine if p["au"] == c.au)
+            verdicts += positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,
+                                          planted[c.name], cfg.alpha)
+    return ControlsResult(recall, mcnemar, rankings, contrast, reverse, planted, probes, verdicts)

@@ -1,0 +1,131 @@
+"""`facetransfer controls`: planted-forgetting controls (does the tool find what is there, and only that?)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facetransfer import tracking
+from facetransfer.cli.app import ParamsOption, app, user_errors
+from facetransfer.config import load_section
+from facetransfer.fsutil import atomic_dir, write_json_atomic
+
+
+def _load_controls(folder: Path, names: list[str]) -> tuple[dict, dict]:
+    import pandas as pd
+
+    from facetransfer.training.stages import load_model
+
+    models, predictions = {}, {}
+    for name in names:
+        for path in (folder / name / "model.pt", folder / name / "test_predictions.csv"):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not found (run the train-control stage of {name} first)")
+        models[name] = load_model(folder / name / "model.pt")[0]
+        predictions[name] = pd.read_csv(folder / name / "test_predictions.csv", usecols=["row", "label", "predicted"])
+    return models, predictions
+
+
+def _reference(source: Path, data: Path, cfg) -> tuple:
+    """The source model with its head retrained like the controls' (same data, same settings)."""
+    import pandas as pd
+
+    from facetransfer.training import stages
+
+    trained = stages.retrain_emotion(source, data, cfg.head)
+    frame = pd.DataFrame({"row": trained.test_rows, "label": trained.test_labels,
+                          "predicted": trained.test_probs.argmax(1)})
+    return trained.model.eval(), frame
+
+
+def _grids(result, controls, test) -> dict:
+    """Input | reference | control | difference for each positive control's dependent class (first 6 images)."""
+    from facetransfer.explain import normalise_maps
+    from facetransfer.report.figures import saliency_grid
+
+    grids = {}
+    for c in controls:
+        if c.dependent is None:
+            continue
+        a = result.contrast[c.name][c.dependent]
+        shown = a["index"][:6]
+        n = len(shown)
+        grids[f"{c.name}_{c.dependent}.png"] = saliency_grid(
+            test.images[shown], normalise_maps(a["reference"][:n]), normalise_maps(a["model"][:n]),
+            a["difference"][:n], ("source", c.name),
+            f"{c.dependent}: right by the source, wrong by {c.name} ({a['index'].size} images)")
+    return grids
+
+
+def _write(out: Path, result, grids: dict) -> None:
+    import numpy as np
+
+    from facetransfer.analysis import controls as core
+    from facetransfer.concepts.study import rows_table
+
+    table = core.verdict_table(result.verdicts)
+    with atomic_dir(out) as tmp:
+        table.to_csv(tmp / "verdicts.csv", index=False)
+        (tmp / "verdicts.md").write_text(table.to_markdown(index=False) + "\n")
+        result.recall.to_csv(tmp / "recall.csv", index_label="model")
+        rows_table(result.probes).to_csv(tmp / "probes.csv", index=False)
+        write_json_atomic(tmp / "analyses.json", {"mcnemar": result.mcnemar, "au_ranking": result.rankings,
+                                                   "reverse_contrast": result.reverse, "planted": result.planted})
+        np.savez_compressed(tmp / "contrast_maps.npz", **{f"{name}_{cls}_{key}": value
+                                                          for name, per_class in result.contrast.items()
+                                                          for cls, arrays in per_class.items()
+                                                          for key, value in arrays.items()})
+        for file, figure in grids.items():
+            figure.savefig(tmp / file, dpi=90)
+
+
+@app.command()
+def controls(
+    source: Annotated[Path, typer.Option(help="The emotion source model.pt.")],
+    controls_dir: Annotated[Path, typer.Option("--controls", help="Folder with <control>/model.pt and test_predictions.csv.")],
+    data: Annotated[Path, typer.Option(help="Unmodified prepared AffectNet(-like) folder (head retraining, test images, AU regions).")],
+    ckplus: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder: the concept probes' images and AU labels.")],
+    out: Annotated[Path, typer.Option(help="Folder for the verdict table, recall, probe tests, maps and figures.")],
+    metrics: Annotated[Path, typer.Option(help="metrics/controls.json: the verdict rows.")],
+    summary: Annotated[Path, typer.Option(help="metrics/controls_summary.json: control -> check -> passed.")],
+    run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the train-control runs' <control>.json, to link them.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Run the study's analyses (recall + McNemar, LRP AU ranking, concept probes) source vs each control and judge
+    them: a positive control's AU should be found, the negative control should flag nothing."""
+    from facetransfer.analysis import controls as core
+    from facetransfer.analysis.saliency import load_test_images
+    from facetransfer.concepts.study import load_probe_images
+    from facetransfer.training.loop import resolve_device
+
+    with user_errors():
+        cfg = load_section(params, "controls")
+        device = str(resolve_device(cfg.device))
+        planned = [core.Control(core.control_name(au), au, cfg.dependent_class[au]) for au in cfg.suppress_aus]
+        planned.append(core.Control(core.NEGATIVE))
+        test, probe_data = load_test_images(data), load_probe_images(ckplus)
+        models, predictions = _load_controls(controls_dir, [c.name for c in planned])
+        typer.echo("controls: retraining the source model's head", err=True)
+        models[core.REFERENCE], predictions[core.REFERENCE] = _reference(source, data, cfg)
+        typer.echo(f"controls: LRP, AU ranking and concept probes ({cfg.repeats} repeats), source vs "
+                   + ", ".join(c.name for c in planned), err=True)
+        result = core.evaluate(models, predictions, planned, test, probe_data, cfg, device)
+        grids = _grids(result, planned, test)
+        _write(out, result, grids)
+        write_json_atomic(metrics, result.verdicts)
+        write_json_atomic(summary, core.summary(result.verdicts))
+        links = tracking.source_run_tags(source_runs, [c.name for c in planned]) if source_runs else {}
+        with tracking.start_run("facetransfer", "controls", params=cfg.model_dump(mode="json"),
+                                tags=tracking.run_tags("controls", Path.cwd(), **links)) as run:
+            run.log_table(core.verdict_table(result.verdicts), "verdicts.json")
+            run.log_table(result.recall.reset_index(names="model"), "recall.json")
+            run.log_dict({"verdicts": result.verdicts, "planted": result.planted}, "controls.json")
+            for file, figure in grids.items():
+                run.log_figure(figure, f"grids/{file}")
+            run.log_metrics({f"{r['control']}.{r['check']}": float(r["passed"]) for r in result.verdicts})
+            tracking.write_run_id(run_id, run.run_id)
+    for row in result.verdicts:
+        typer.echo(f"{row['control']:>14}  {row['check']:<31} {'pass' if row['passed'] else 'FAIL'}")

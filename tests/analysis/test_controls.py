@@ -1,0 +1,190 @@
+"""Planted-forgetting controls: data check, manipulation check, McNemar families and the verdict logic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+
+from facetransfer.analysis import controls as core
+from facetransfer.analysis import saliency
+from facetransfer.config import ConfigError, load_section
+from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
+
+
+def _index(n=6, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"row": np.arange(n), "label": rng.integers(0, 8, n), "rel_path": [f"{i}.jpg" for i in range(n)]})
+    for au in (12, 14):
+        frame[f"gt_au_{au}"] = rng.integers(0, 3, n)
+        frame[f"gt_side_{au}"] = "both"
+    return frame
+
+
+def test_rerendered_set_may_differ_only_in_the_suppressed_au():
+    original = _index()
+    control = original.copy()
+    control["gt_au_14"] = 0
+    control["gt_side_14"] = "left"
+    core.check_rerendered(control, original, 14, "ctl")  # only AU14 changed: fine
+    shifted = control.copy()
+    shifted.loc[0, "label"] = (shifted.loc[0, "label"] + 1) % 8
+    with pytest.raises(ValueError, match=r"ctl: differs from the original in \['label'\]"):
+        core.check_rerendered(shifted, original, 14, "ctl")
+    with pytest.raises(ValueError, match="still show AU14"):
+        core.check_rerendered(original, original, 14, "ctl")
+    with pytest.raises(ValueError, match="rows"):
+        core.check_rerendered(control.iloc[:3], original, 14, "ctl")
+
+
+def _test_images(n=12, size=8, au=14) -> saliency.TestImages:
+    """n images showing `au` in the left half of an 8x8 image (other AUs absent, no region)."""
+    regions = np.zeros((n, len(ACTION_UNITS), size, size), bool)
+    regions[:, ACTION_UNITS.index(au), :, : size // 2] = True
+    present = np.zeros((n, len(ACTION_UNITS)), bool)
+    present[:, ACTION_UNITS.index(au)] = True
+    packed = np.packbits(regions, axis=-1)  # (n, A, H, W / 8), as prepare stores masks
+    return saliency.TestImages(np.zeros((n, size, size, 3), np.uint8), np.zeros(n, np.int64), np.arange(n), present, packed)
+
+
+def test_planted_mass_is_the_regions_relevance_share_with_a_wilcoxon_test():
+    rng = np.random.default_rng(1)
+    data = _test_images()
+    reference = rng.uniform(0, 1, (12, 8, 8))
+    control = reference.copy()
+    control[:, :, :4] *= rng.uniform(0.2, 0.9, (12, 1, 1))  # the control looks less at the AU's half
+    out = core.planted_mass(reference, control, data, 14)
+    share = lambda m: m[:, :, :4].sum((1, 2)) / m.sum((1, 2))  # noqa: E731  textbook: positive relevance inside / all
+    assert out["n_images"] == 12
+    assert np.isclose(out["mass_reference"], share(reference).mean())
+    assert np.isclose(out["mass_control"], share(control).mean())
+    assert out["mean_diff"] > 0
+    assert np.isclose(out["pvalue"], stats.wilcoxon(share(reference) - share(control)).pvalue)
+    same = core.planted_mass(reference, reference, data, 14)
+    assert same["mean_diff"] == 0 and same["pvalue"] == 1.0
+
+
+def _predictions(labels, predicted) -> pd.DataFrame:
+    return pd.DataFrame({"row": np.arange(len(labels)), "label": labels, "predicted": predicted})
+
+
+def test_mcnemar_rows_are_holm_corrected_within_each_control():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(8), 30)
+    right = lambda p: np.where(rng.uniform(size=labels.size) < p, labels, (labels + 1) % 8)  # noqa: E731
+    predictions = {core.REFERENCE: _predictions(labels, right(0.9)), "a": _predictions(labels, right(0.5)),
+                   "b": _predictions(labels, right(0.88))}
+    out = core.mcnemar_rows(predictions, ["a", "b"], 0.95)
+    for name in ("a", "b"):
+        raw = []
+        for c, cls in enumerate(EMOTIONS):
+            mask = labels == c
+            ref_ok = predictions[core.REFERENCE]["predicted"].to_numpy()[mask] == c
+            oth_ok = predictions[name]["predicted"].to_numpy()[mask] == c
+            table = [[np.sum(ref_ok & oth_ok), np.sum(ref_ok & ~oth_ok)], [np.sum(~ref_ok & oth_ok), np.sum(~ref_ok & ~oth_ok)]]
+            if table[0][1] + table[1][0] < 25:  # the exact binomial test the stage uses for few discordant pairs
+                raw.append(mcnemar(table, exact=True).pvalue)
+            else:
+                raw.append(mcnemar(table, exact=False, correction=True).pvalue)
+            assert np.isclose(out[name][cls]["pvalue"], raw[-1])
+        expected = multipletests(raw, method="holm")[1]
+        assert np.allclose([out[name][cls]["pvalue_holm"] for cls in EMOTIONS], expected)
+    recall = core.recall_rows(predictions)
+    assert list(recall.index) == [core.REFERENCE, "a", "b"]
+    assert recall.loc["a", "happy"] == np.mean(predictions["a"]["predicted"][labels == 1] == 1)
+
+
+def _ranking(cls_rows: dict[str, list[tuple[int, float, float]]]) -> dict:
+    return {cls: {"n_images": 10, "ranking": [{"au": au, "mean_diff": d, "pvalue_holm": p, "n_images": 10}
+                                              for au, d, p in rows]} for cls, rows in cls_rows.items()}
+
+
+def _reverse(cls_rows: dict[str, list[tuple[int, float, float]]]) -> dict:
+    return {cls: [{"au": au, "effect": e, "pvalue_holm": p, "n_forward": 8, "n_reverse": 3} for au, e, p in rows]
+            for cls, rows in cls_rows.items()}
+
+
+def _probe(au, forgotten, model="c") -> dict:
+    test = {"pvalue": 0.01, "pvalue_holm": 0.02}
+    return {"au": au, "model_b": model, "mean_f1_a": 0.8, "mean_f1_b": 0.6, "mean_diff": 0.2, "forgotten": forgotten,
+            "plain": test, "corrected": test, "five_by_two": test}
+
+
+def _cell(d, p):
+    return {"recall_difference": d, "pvalue": p, "pvalue_holm": p, "method": "exact", "ci_low": d - 0.1, "ci_high": d + 0.1}
+
+
+def test_positive_verdicts_pass_only_when_each_analysis_finds_the_au():
+    control = core.Control("suppress_au14", 14, "contempt")
+    recall = pd.DataFrame({"contempt": [0.8, 0.6]}, index=[core.REFERENCE, "suppress_au14"])
+    planted = {"n_images": 20, "mass_reference": 0.3, "mass_control": 0.2, "mean_diff": 0.1, "pvalue": 0.001}
+    found = core.positive_verdicts(control, {"contempt": _cell(0.2, 0.01)}, recall,
+                                   _ranking({"contempt": [(14, 0.05, 0.01), (12, 0.02, 0.5)]}),
+                                   _reverse({"contempt": [(14, 0.04, 0.01), (12, 0.01, 0.5)]}), _probe(14, True),
+                                   planted, 0.05)
+    assert [r["check"] for r in found] == ["plant_took", "recall_dropped", "saliency_ranked_first",
+                                           "reverse_contrast_ranked_first", "concept_probe_lost"]
+    assert all(r["passed"] for r in found)
+    assert found[2]["rank"] == 1 and found[2]["significant"]
+    assert found[1]["recall_reference"] == 0.8 and found[1]["recall_control"] == 0.6
+    missed = core.positive_verdicts(control, {"contempt": _cell(0.2, 0.2)}, recall,
+                                    _ranking({"contempt": [(12, 0.05, 0.01), (14, 0.02, 0.5)]}),
+                                    _reverse({"contempt": [(14, -0.01, 0.9), (12, -0.02, 0.5)]}), _probe(14, False),
+                                    planted | {"mean_diff": -0.01}, 0.05)
+    assert not any(r["passed"] for r in missed)
+    assert missed[2]["rank"] == 2 and missed[2]["top_au"] == 12
+
+
+def test_negative_verdicts_fail_on_any_flag_after_correction():
+    control = core.Control(core.NEGATIVE)
+    quiet = core.negative_verdicts(control, {"happy": _cell(0.05, 0.3), "sad": _cell(-0.2, 0.001)},
+                                   _ranking({"sad": [(15, 0.03, 0.2), (4, -0.05, 0.001)]}),
+                                   _reverse({"sad": [(15, 0.02, 0.3), (4, -0.05, 0.001)]}),
+                                   [_probe(5, False, core.NEGATIVE)], 0.05)
+    assert all(r["passed"] for r in quiet)  # only differences in the control's favour, or not significant
+    loud = core.negative_verdicts(control, {"happy": _cell(0.1, 0.01)}, _ranking({"sad": [(15, 0.03, 0.01)]}),
+                                  _reverse({"sad": [(15, 0.03, 0.01)]}), [_probe(5, True, core.NEGATIVE)], 0.05)
+    assert not any(r["passed"] for r in loud)
+    assert loud[1]["flagged"] == [{"cls": "sad", "au": 15, "mean_diff": 0.03, "pvalue_holm": 0.01}]
+    assert core.summary(loud) == {core.NEGATIVE: {"recall_flags_nothing": False, "saliency_flags_nothing": False,
+                                                  "reverse_contrast_flags_nothing": False,
+                                                  "concept_probes_flag_nothing": False}}
+    table = core.verdict_table(loud)
+    assert list(table["result"]) == ["fail"] * 4 and "sad/AU15 (p 0.01)" in table["numbers"][1]
+
+
+def test_controls_params_are_validated(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("controls: {suppress_aus: [14, 5], dependent_class: {14: contempt}}\n")
+    with pytest.raises(ConfigError, match="dependent_class must name one class for each of suppress_aus"):
+        load_section(params, "controls")
+    params.write_text("controls: {suppress_aus: [14], dependent_class: {14: smug}, probe_aus: [14]}\n")
+    with pytest.raises(ConfigError, match="unknown classes"):
+        load_section(params, "controls")
+    params.write_text("controls: {negative_seed: 2022}\n")
+    with pytest.raises(ConfigError, match="negative_seed must differ"):
+        load_section(params, "controls")
+
+
+def test_reverse_contrast_ranking_compares_right_minus_wrong_on_both_contrast_sets():
+    rng = np.random.default_rng(3)
+    n = 40
+    data = _test_images(n=n)
+    data = saliency.TestImages(data.images, np.zeros(n, np.int64), data.rows, data.present, data.packed_regions)
+    predicted = {core.REFERENCE: np.where(np.arange(n) < 25, 0, 1), "c": np.where(np.arange(n) < 25, 1, 0)}
+    predicted["c"][:5] = 0  # both right on the first 5: in neither contrast set
+    reference, model = rng.uniform(0, 1, (2, n, 8, 8))
+    rows = core.reverse_contrast_ranking(reference, model, data, predicted, "c", 0, cap=100, min_images=5)
+    share = lambda m: m[:, :, :4].sum((1, 2)) / m.sum((1, 2))  # noqa: E731
+    forward, reverse = np.arange(5, 25), np.arange(25, n)
+    f = share(reference[forward]) - share(model[forward])  # reference right, model wrong
+    r = share(model[reverse]) - share(reference[reverse])  # model right, reference wrong
+    au14 = next(row for row in rows if row["au"] == 14)
+    assert (au14["n_forward"], au14["n_reverse"]) == (20, 15)
+    assert np.isclose(au14["effect"], f.mean() - r.mean())
+    assert np.isclose(au14["pvalue"], stats.mannwhitneyu(f, r, alternative="two-sided").pvalue)
+    assert au14["pvalue_holm"] == au14["pvalue"]  # the only AU shown: a family of one
+    assert rows[0]["au"] == 14 and all(np.isnan(row["effect"]) for row in rows[1:])

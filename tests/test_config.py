@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facetransfer.config import ConfigError, PrepareConfig, SynthConfig, load_section
+from facetransfer.config import ConfigError, ControlsConfig, PrepareConfig, SynthConfig, load_section
 
 from tests.conftest import REPO, SMOKE_PARAMS
 
@@ -13,6 +13,7 @@ def test_committed_params_match_the_code_defaults():
     # params.yaml spells out every default, so a reader sees the real values.
     assert load_section(REPO / "params.yaml", "synth") == SynthConfig()
     assert load_section(REPO / "params.yaml", "prepare") == PrepareConfig()
+    assert load_section(REPO / "params.yaml", "controls") == ControlsConfig()
     assert load_section(SMOKE_PARAMS, "prepare").unbc.train_frames < PrepareConfig().unbc.train_frames
 
 

@@ -98,12 +98,13 @@ def test_mcnemar_rows_are_holm_corrected_within_each_control():
 
 
 def _ranking(cls_rows: dict[str, list[tuple[int, float, float]]]) -> dict:
-    return {cls: {"n_images": 10, "ranking": [{"au": au, "mean_diff": d, "pvalue_holm": p, "n_images": 10}
+    return {cls: {"n_images": 10, "ranking": [{"au": au, "mean_diff": d, "pvalue": p, "pvalue_holm": p, "n_images": 10}
                                               for au, d, p in rows]} for cls, rows in cls_rows.items()}
 
 
 def _reverse(cls_rows: dict[str, list[tuple[int, float, float]]]) -> dict:
-    return {cls: [{"au": au, "effect": e, "pvalue_holm": p, "n_forward": 8, "n_reverse": 3} for au, e, p in rows]
+    return {cls: [{"au": au, "effect": e, "pvalue": p, "pvalue_holm": p, "n_forward": 8, "n_reverse": 3}
+                  for au, e, p in rows]
             for cls, rows in cls_rows.items()}
 
 
@@ -149,6 +150,7 @@ def test_negative_verdicts_fail_on_any_flag_after_correction():
                                   _reverse({"sad": [(15, 0.03, 0.01)]}), [_probe(5, True, core.NEGATIVE)], 0.05)
     assert not any(r["passed"] for r in loud)
     assert loud[1]["flagged"] == [{"cls": "sad", "au": 15, "mean_diff": 0.03, "pvalue_holm": 0.01}]
+    assert loud[2]["flagged"] == [{"cls": "sad", "au": 15, "effect": 0.03, "pvalue_holm": 0.01}]
     assert core.summary(loud) == {core.NEGATIVE: {"recall_flags_nothing": False, "saliency_flags_nothing": False,
                                                   "reverse_contrast_flags_nothing": False,
                                                   "concept_probes_flag_nothing": False}}
@@ -188,3 +190,35 @@ def test_reverse_contrast_ranking_compares_right_minus_wrong_on_both_contrast_se
     assert np.isclose(au14["pvalue"], stats.mannwhitneyu(f, r, alternative="two-sided").pvalue)
     assert au14["pvalue_holm"] == au14["pvalue"]  # the only AU shown: a family of one
     assert rows[0]["au"] == 14 and all(np.isnan(row["effect"]) for row in rows[1:])
+
+
+def test_ranking_flags_correct_over_every_class_of_the_pair():
+    rows = _reverse({"sad": [(15, 0.03, 0.03)], "fear": [(5, 0.02, 0.03), (4, -0.1, 0.0001)]})
+    for cls in rows:  # raw p as given; the per-class Holm of each class's rows
+        for r, adjusted in zip(rows[cls], multipletests([r["pvalue"] for r in rows[cls]], method="holm")[1]):
+            r["pvalue_holm"] = float(adjusted)
+    out = core.ranking_flags(rows, "effect", 0.05)
+    family = multipletests([0.03, 0.03, 0.0001], method="holm")[1]  # 0.06, 0.06, 0.0003 (AU4: effect < 0)
+    assert out["tests"] == 3
+    assert out["flagged_per_class"] == [{"cls": "sad", "au": 15, "effect": 0.03, "pvalue_holm": 0.03},
+                                        {"cls": "fear", "au": 5, "effect": 0.02, "pvalue_holm": 0.03}]
+    assert out["flagged"] == [] and family[0] > 0.05  # 0.03 twice does not survive Holm over 3 tests
+    loud = core.ranking_flags(_reverse({"sad": [(15, 0.03, 0.001)]}), "effect", 0.05)
+    assert loud["flagged"] == [{"cls": "sad", "au": 15, "effect": 0.03, "pvalue_holm": 0.001}]
+
+
+def test_flags_get_the_ground_truth_shift_of_their_au():
+    rng = np.random.default_rng(4)
+    data = _test_images()
+    reference = rng.uniform(0, 1, (12, 8, 8))
+    model = reference.copy()
+    model[:, :, :4] *= 0.5  # the model really looks less at AU14's half
+    row = {"flagged": [{"cls": "contempt", "au": 14, "effect": 0.1, "pvalue_holm": 0.01}, {"au": 5, "corrected_p_holm": 0.02},
+                       {"cls": "sad", "pvalue_holm": 0.03}]}
+    out = core.with_ground_truth(row, reference, model, data)
+    expected = core.planted_mass(reference, model, data, 14)
+    assert out["flagged"][0]["all_images_shift"] == expected["mean_diff"] > 0
+    assert out["flagged"][0]["all_images_pvalue"] == expected["pvalue"] < 0.01
+    assert "all_images_shift" not in out["flagged"][1] and "all_images_shift" not in out["flagged"][2]
+    text = core.verdict_table([{"control": "negative", "au": None, "check": "x", "passed": False, **out}])["numbers"][0]
+    assert "contempt/AU14 (p 0.01; all images showing it: +" in text

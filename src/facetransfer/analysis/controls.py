@@ -21,6 +21,7 @@ from facetransfer.analysis.saliency import TestImages
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 from facetransfer.explain import region_mass
+from facetransfer.stats import holm
 
 REFERENCE = "reference"
 NEGATIVE = "negative"
@@ -166,39 +167,68 @@ def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ran
     ]
 
 
-def saliency_flags(ranking: dict, alpha: float) -> list[dict]:
-    """(class, AU) pairs the ranking flags: the reference used the region more, Holm p < alpha."""
-    return [{"cls": cls, "au": r["au"], "mean_diff": r["mean_diff"], "pvalue_holm": r["pvalue_holm"]}
-            for cls, entry in ranking.items() for r in entry["ranking"]
-            if r["mean_diff"] > 0 and r["pvalue_holm"] < alpha]
+def ranking_flags(per_class: dict[str, list[dict]], effect: str, alpha: float) -> dict:
+    """AUs a ranking flags: the reference used the region more (`effect` > 0) and the Holm p is below alpha.
+
+    per_class: class -> ranking rows (au, `effect`, pvalue, pvalue_holm). Two corrections: the
+    ranking's own (Holm over the AUs of each class, as the study reports it) and Holm over every
+    (class, AU) tested for this model pair, the family "did anything change anywhere" asks about.
+    """
+    tested = [(cls, r) for cls, rows in per_class.items() for r in rows if not np.isnan(r[effect])]
+    family = holm([r["pvalue"] for _, r in tested])
+
+    def flag(cls: str, r: dict, p: float) -> dict:
+        return {"cls": cls, "au": r["au"], effect: r[effect], "pvalue_holm": p}
+
+    return {"flagged": [flag(cls, r, float(p)) for (cls, r), p in zip(tested, family) if r[effect] > 0 and p < alpha],
+            "flagged_per_class": [flag(cls, r, r["pvalue_holm"]) for cls, r in tested
+                                  if r[effect] > 0 and r["pvalue_holm"] < alpha],
+            "tests": len(tested)}
 
 
 def negative_verdicts(control: Control, mcnemar: dict, ranking: dict, reverse: dict, probes: list[dict],
                       alpha: float) -> list[dict]:
-    """A negative control passes a check when the analysis flags nothing after correction."""
+    """A negative control passes a check when the analysis flags nothing after Holm over all its tests.
+
+    McNemar (8 classes) and probes (the AUs) are corrected over the control's family already; the
+    rankings also report what their per-class correction alone would flag (`flagged_per_class`).
+    """
     recall_flags = [{"cls": cls, "recall_difference": c["recall_difference"], "pvalue_holm": c["pvalue_holm"]}
                     for cls, c in mcnemar.items() if c["recall_difference"] > 0 and c["pvalue_holm"] < alpha]
     probe_flags = [{"au": p["au"], "mean_diff": p["mean_diff"], "corrected_p_holm": p["corrected"]["pvalue_holm"]}
                    for p in probes if p["forgotten"]]
-    sal_flags = saliency_flags(ranking, alpha)
-    tested = sum(1 for entry in ranking.values() for r in entry["ranking"] if not np.isnan(r["mean_diff"]))
-    rev_flags = [{"cls": cls, "au": r["au"], "effect": r["effect"], "pvalue_holm": r["pvalue_holm"]}
-                 for cls, rows in reverse.items() for r in rows if r["effect"] > 0 and r["pvalue_holm"] < alpha]
-    rev_tested = sum(1 for rows in reverse.values() for r in rows if not np.isnan(r["effect"]))
+    saliency = ranking_flags({cls: entry["ranking"] for cls, entry in ranking.items()}, "mean_diff", alpha)
+    controlled = ranking_flags(reverse, "effect", alpha)
     return [
         _row(control, "recall_flags_nothing", not recall_flags, flagged=recall_flags, tests=len(mcnemar),
              min_pvalue_holm=min(c["pvalue_holm"] for c in mcnemar.values())),
-        _row(control, "saliency_flags_nothing", not sal_flags, flagged=sal_flags, tests=tested),
-        _row(control, "reverse_contrast_flags_nothing", not rev_flags, flagged=rev_flags, tests=rev_tested),
+        _row(control, "saliency_flags_nothing", not saliency["flagged"], **saliency),
+        _row(control, "reverse_contrast_flags_nothing", not controlled["flagged"], **controlled),
         _row(control, "concept_probes_flag_nothing", not probe_flags, flagged=probe_flags, tests=len(probes)),
     ]
+
+
+def with_ground_truth(row: dict, maps_reference: np.ndarray, maps_model: np.ndarray, data: TestImages) -> dict:
+    """Add to each AU a ranking flagged the ground truth's view: did the model look less at that AU's
+    region on every test image showing it (`planted_mass`)? A confirmed flag is a real change of where
+    the model looks (nothing was planted, but fine-tuning still moved it), not a statistical false alarm."""
+    for flag in row.get("flagged", []):
+        if "cls" not in flag or "au" not in flag:  # recall flags name a class, probe flags an AU
+            continue
+        truth = planted_mass(maps_reference, maps_model, data, flag["au"])
+        flag["all_images_shift"] = truth["mean_diff"]
+        flag["all_images_pvalue"] = truth["pvalue"]
+    return row
 
 
 def verdict_table(rows: list[dict]) -> pd.DataFrame:
     """One line per verdict row for CSV / Markdown: control, check, pass/fail and the key numbers as text."""
     def flag(f: dict) -> str:
         where = "/".join(([f["cls"]] if "cls" in f else []) + ([f"AU{f['au']}"] if "au" in f else []))
-        return f"{where} (p {min(v for k, v in f.items() if k.startswith(('pvalue', 'corrected'))):.2g})"
+        text = f"{where} (p {min(v for k, v in f.items() if k.startswith(('pvalue', 'corrected'))):.2g}"
+        if "all_images_shift" in f:
+            text += f"; all images showing it: {f['all_images_shift']:+.3f}, p {f['all_images_pvalue']:.2g}"
+        return text + ")"
 
     def text(value) -> str:
         if isinstance(value, float):
@@ -271,7 +301,8 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
     for c in controls:
         mine = [p for p in probes if p["model_b"] == c.name]
         if c.au is None:
-            verdicts += negative_verdicts(c, mcnemar[c.name], rankings[c.name], reverse[c.name], mine, cfg.alpha)
+            rows = negative_verdicts(c, mcnemar[c.name], rankings[c.name], reverse[c.name], mine, cfg.alpha)
+            verdicts += [with_ground_truth(row, maps[REFERENCE], maps[c.name], test) for row in rows]
         else:
             probe = next(p for p in mine if p["au"] == c.au)
             verdicts += positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,

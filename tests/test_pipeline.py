@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.browser import needs_chromium, render
@@ -101,11 +103,20 @@ def test_forgetting_metrics_have_the_documented_layout(repo):
     numbers = json.loads((repo / "metrics" / "forgetting.json").read_text())
     assert set(numbers["recall"]) == {f"freeze{k}" for k in FREEZES}
     assert set(numbers["mcnemar"]) == {f"freeze{k}" for k in FREEZES if k != 5}
-    cell = numbers["mcnemar"]["freeze0"]["contempt"]
-    assert {"statistic", "pvalue", "pvalue_holm", "method"} <= set(cell)
-    assert numbers["trade_off"]["balanced"] in numbers["trade_off"]["pareto_front"]
-    assert all((repo / "reports" / "forgetting" / f).is_file() for f in ("recall.csv", "recall.md", "recall.png",
-                                                                          "trade_off.png"))
+    cells = [cell for per_class in numbers["mcnemar"].values() for cell in per_class.values()]
+    assert len(cells) == 5 * 8
+    for cell in cells:
+        assert {"statistic", "pvalue", "pvalue_holm", "method", "recall_difference", "ci_low", "ci_high"} <= set(cell)
+        assert cell["method"] in {"exact", "chi2-corrected", "no-discordant-pairs"} and cell["pvalue"] <= cell["pvalue_holm"] <= 1.0
+        assert cell["ci_low"] <= cell["recall_difference"] <= cell["ci_high"]
+    trade = numbers["trade_off"]
+    assert trade["balanced"] in trade["pareto_front"] and len(trade["most_forgotten"]) == 2
+    folder = repo / "reports" / "forgetting"
+    assert all((folder / f).is_file() for f in ("recall.csv", "recall.md", "recall.png", "trade_off.png", "mcnemar.md"))
+    forgotten = pd.read_csv(folder / "forgetting.csv", index_col="model")
+    recall = pd.read_csv(folder / "recall.csv", index_col="model")
+    assert np.allclose(forgotten.loc["freeze0"], recall.loc["freeze5"] - recall.loc["freeze0"])
+    assert len(pd.read_csv(folder / "mcnemar.csv")) == len(cells)
 
 
 def test_concept_tests_have_the_documented_layout(repo):
@@ -130,12 +141,13 @@ def test_saliency_outputs(repo):
     assert set(scores) == {"emotion"} | {f"freeze{k}" for k in FREEZES}
     assert {"relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"} == set(scores["freeze0"]["lrp"])
     assert (repo / "saliency" / "grids" / "freeze5_vs_freeze0_surprise.png").is_file()
-    assert (repo / "saliency" / "maps" / "freeze5_vs_freeze0.npz").is_file()
+    maps = np.load(repo / "saliency" / "maps" / "freeze5_vs_freeze0.npz")
+    assert maps["surprise_gradcam_reference"].shape == maps["surprise_reference"].shape
+    per_image = pd.read_csv(repo / "saliency" / "localisation" / "per_image.csv")
+    assert len(per_image) == sum(s["n_images"] for s in scores.values())
 
 
 def test_masked_datasets(repo):
-    import numpy as np
-
     summary = json.loads((repo / "metrics" / "masking.json").read_text())
     train = (repo / "prepared" / "ferplus" / "train.csv").read_text().splitlines()
     for method in ("negative", "mean", "perceptive"):
@@ -191,8 +203,6 @@ NEGATIVE_CHECKS = ["recall_flags_nothing", "saliency_flags_nothing", "reverse_co
 
 
 def test_controls_data_is_the_original_without_the_au(repo):
-    import pandas as pd
-
     for au in (14, 5):
         control = pd.read_csv(repo / "controls" / "prepared" / f"suppress_au{au}" / "affectnet" / "index.csv")
         original = pd.read_csv(repo / "prepared" / "affectnet" / "index.csv")

@@ -297,6 +297,7 @@ class ForgettingConfig(Frozen):
     freeze_blocks: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     reference: int = Field(5, ge=0, le=5)  # FreezeB5 kept all emotion conv blocks
     confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    trade_off_classes: int = Field(2, ge=0, le=8)  # most forgotten emotions drawn beside the macro trade-off
 
     @model_validator(mode="after")
     def _reference_listed(self) -> "ForgettingConfig":

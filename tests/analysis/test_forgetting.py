@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
-from facetransfer.analysis.forgetting import mcnemar_by_class, paired_difference_ci, recall_table, trade_off
+from facetransfer.analysis.forgetting import (
+    class_trade_offs,
+    mcnemar_by_class,
+    most_forgotten,
+    paired_difference_ci,
+    recall_table,
+    trade_off,
+)
 
 CLASSES = ("a", "b")
 
@@ -66,3 +73,18 @@ def test_trade_off_front_and_balanced_choice():
     result = trade_off(pain, emotion)
     assert result["pareto_front"] == ["freeze2", "freeze5"]  # 0 and 1 are dominated by 2
     assert result["balanced"] == "freeze2"  # harmonic mean 0.77 vs 0.747
+
+
+def test_most_forgotten_classes_rank_by_mean_forgetting_over_the_models():
+    forgetting = pd.DataFrame({"happy": [0.0, 0.1], "sad": [0.3, -0.1], "fear": [0.2, 0.2], "macro": [0.9, 0.9]},
+                              index=["freeze0", "freeze1"])
+    assert most_forgotten(forgetting, 2) == ["fear", "sad"]  # means 0.2, 0.1, 0.05; macro is not a class
+    assert most_forgotten(forgetting, 0) == []
+
+
+def test_class_trade_offs_pair_pain_recall_with_one_emotions_recall():
+    recall = pd.DataFrame({"sad": [0.2, 0.6, 0.5]}, index=["freeze0", "freeze1", "freeze5"])
+    pain = {0: 0.9, 1: 0.8, 5: 0.7}
+    panel = class_trade_offs(pain, recall, ["sad"])["sad"]
+    assert panel["points"]["freeze1"] == {"pain_macro_recall": 0.8, "class_recall": 0.6}
+    assert panel["pareto_front"] == ["freeze0", "freeze1"]  # freeze5 is beaten by freeze1 on both axes

@@ -64,3 +64,12 @@ def test_difference_sign_means_reference_better():
 def test_rejects_bad_shapes():
     with pytest.raises(ValueError, match="repeats >= 5"):
         compare_probes(np.zeros((4, 2)), np.zeros((4, 2)), 10, 10)
+
+
+def test_f1_intervals_stay_inside_zero_one_for_a_rare_au():
+    rng = np.random.default_rng(3)
+    rare = np.clip(0.02 + 0.05 * rng.standard_normal((40, 2)), 0.0, 1.0)  # F1 near 0: the raw interval dips below
+    result = compare_probes(rare, rare[::-1], n_train=50, n_test=50)
+    for key in ("ci_f1_a", "ci_f1_b"):
+        low, high = result[key]
+        assert 0.0 <= low < result[key.replace("ci_f1", "mean_f1")] < high <= 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -24,39 +25,73 @@ def _save(path, seed):
                 "state_dict": build(ModelSpec(), 8).state_dict()}, path / "model.pt")
 
 
-def test_saliency_stage_smoke(tmp_path, smoke_benchmark, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    prepare(smoke_benchmark, tmp_path / "prepared", PrepareConfig(), datasets=("affectnet",))
-    test = pd.read_csv(tmp_path / "prepared" / "affectnet" / "test.csv")
+def _stage_inputs(tmp_path, prepared):
+    """Random models; FreezeB5 always right, FreezeB0 right half the time: contrast images in every class."""
+    test = pd.read_csv(prepared / "test.csv")
     rng = np.random.default_rng(0)
     _save(tmp_path / "emotion", 0)
     for k in (5, 0):
         _save(tmp_path / "retrain" / f"freeze{k}", k + 1)
-        # FreezeB5 always right, FreezeB0 right half the time: contrast images in every class.
         predicted = test["label"] if k == 5 else np.where(rng.random(len(test)) < 0.5, test["label"], (test["label"] + 1) % 8)
         pd.DataFrame({"row": test["row"], "label": test["label"], "predicted": predicted}).to_csv(
             tmp_path / "retrain" / f"freeze{k}" / "test_predictions.csv", index=False)
     params = tmp_path / "params.yaml"
-    params.write_text("saliency: {compare: [0], grid_images: 2, min_images: 1, device: cpu}\n")
+    params.write_text("saliency: {compare: [0], grid_images: 2, min_images: 1, device: cpu, batch_size: 16}\n")
+    return params
+
+
+def _run_stage(tmp_path, prepared, params):
     out, ranking, metrics = tmp_path / "saliency", tmp_path / "saliency" / "au_ranking.json", tmp_path / "loc.json"
     result = CliRunner().invoke(app, [
         "saliency", "--retrain", str(tmp_path / "retrain"), "--source", str(tmp_path / "emotion"),
-        "--data", str(tmp_path / "prepared" / "affectnet"), "--out", str(out), "--ranking", str(ranking),
+        "--data", str(prepared), "--out", str(out), "--ranking", str(ranking),
         "--metrics", str(metrics), "--run-id", str(tmp_path / "run.json"), "--params", str(params)])
     assert result.exit_code == 0, result.output
-    summary = json.loads(ranking.read_text())
+    return out, json.loads(ranking.read_text()), json.loads(metrics.read_text()), result.output
+
+
+def test_saliency_stage_smoke(tmp_path, smoke_benchmark, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    prepare(smoke_benchmark, tmp_path / "prepared", PrepareConfig(), datasets=("affectnet",))
+    prepared = tmp_path / "prepared" / "affectnet"
+    out, summary, scores, _ = _run_stage(tmp_path, prepared, _stage_inputs(tmp_path, prepared))
     assert summary["reference"] == "freeze5" and set(summary["pairs"]["freeze0"]) == set(EMOTIONS)
     contempt = summary["pairs"]["freeze0"]["contempt"]
     assert contempt["n_images"] > 0 and len(contempt["ranking"]) == 17
     assert {"au", "mass_reference", "mass_model", "mean_diff", "pvalue", "pvalue_holm"} <= set(contempt["ranking"][0])
-    scores = json.loads(metrics.read_text())
     assert set(scores) == {"emotion", "freeze5", "freeze0"}
     for s in scores.values():
         assert 0 <= s["lrp"]["relevance_mass_accuracy"] <= 1 and 0 <= s["gradcam"]["iou"] <= 1
     maps = np.load(out / "maps" / "freeze5_vs_freeze0.npz")
-    assert maps["contempt_reference"].shape == maps["contempt_difference"].shape
+    n = contempt["n_images"]
+    for key in ("reference", "model", "difference", "gradcam_reference", "gradcam_model"):
+        assert maps[f"contempt_{key}"].shape == (n, 64, 64), key
+    assert 0 <= maps["contempt_gradcam_model"].min() and maps["contempt_gradcam_model"].max() <= 1
     assert len(list((out / "grids").glob("*.png"))) == 8
+    per_image = pd.read_csv(out / "localisation" / "per_image.csv")
+    assert set(per_image["model"]) == set(scores) and (out / "localisation" / "localisation.png").is_file()
+    emotion = per_image[per_image["model"] == "emotion"]
+    assert len(emotion) == scores["emotion"]["n_images"]
+    assert np.isclose(emotion["dice"].mean(), scores["emotion"]["gradcam"]["dice"])
     assert ranked_candidates(summary, ["freeze0"], top=1).keys() <= set(range(1, 44))
+
+
+def test_saliency_stage_runs_on_real_data_without_au_labels(tmp_path, smoke_benchmark, monkeypatch):
+    """Real AffectNet has landmarks but no AU labels: rank every AU on every contrast image, skip localisation."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    real = tmp_path / "real"
+    shutil.copytree(smoke_benchmark / "affectnet", real / "affectnet")
+    (real / "affectnet" / "groundtruth.csv").unlink()
+    prepare(real, tmp_path / "prepared", PrepareConfig(), datasets=("affectnet",))
+    prepared = tmp_path / "prepared" / "affectnet"
+    assert not any(c.startswith("gt_au_") for c in pd.read_csv(prepared / "test.csv").columns)
+    out, summary, scores, output = _run_stage(tmp_path, prepared, _stage_inputs(tmp_path, prepared))
+    assert "no ground-truth AU columns" in output
+    assert set(scores) == {"skipped"}
+    contempt = summary["pairs"]["freeze0"]["contempt"]
+    assert contempt["n_images"] >= 1 and all(r["n_images"] == contempt["n_images"] for r in contempt["ranking"])
+    assert len(list((out / "grids").glob("*.png"))) == 8
+    assert not (out / "localisation" / "localisation.png").exists()
 
 
 def test_ranked_candidates_take_significant_positive_aus_only():

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from facetransfer.report.figures import confusion_pair, learning_curves, mask_sheet, recall_bars
+from facetransfer.report.figures import (
+    confusion_pair,
+    learning_curves,
+    mask_sheet,
+    recall_bars,
+    saliency_grid,
+    signed_difference,
+)
 
 
 def _history(f1):
@@ -52,3 +59,22 @@ def test_unit_patches_one_row_per_unit():
     fig = unit_patches([("unit 1", np.zeros((3, 8, 8, 3), np.uint8)), ("unit 2", np.zeros((2, 8, 8, 3), np.uint8))])
     assert len(fig.axes) == 6 and fig.axes[0].get_title(loc="left") == "unit 1"
     assert sum(len(ax.images) for ax in fig.axes) == 5
+
+
+def test_signed_difference_keeps_the_sign_and_scales_by_the_largest_magnitude():
+    reference = np.array([[[1.0, 0.0], [0.5, 2.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    model = np.array([[[0.0, 4.0], [0.5, 0.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    # by hand: d = [[1, -4], [0, 2]], largest |d| 4; the second pair has no difference at all
+    np.testing.assert_allclose(signed_difference(reference, model), [[[0.25, -1.0], [0.0, 0.5]], np.zeros((2, 2))])
+
+
+def test_saliency_grid_draws_grad_cam_columns_and_a_diverging_difference():
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    maps = np.full((2, 4, 4), 0.5)
+    fig = saliency_grid(images, maps, maps, maps - 0.5, ("freeze5", "freeze0"), "t", gradcam=(maps, maps))
+    assert len(fig.axes) == 12
+    assert [ax.get_title() for ax in fig.axes[:6]] == ["input", "LRP freeze5", "LRP freeze0", "freeze5 - freeze0",
+                                                       "Grad-CAM freeze5", "Grad-CAM freeze0"]
+    difference = fig.axes[3].images[0]
+    assert difference.get_cmap().name == "RdBu_r" and difference.get_clim() == (-1, 1)
+    assert len(saliency_grid(images, maps, maps, maps, ("a", "b"), "t").axes) == 8

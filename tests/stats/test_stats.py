@@ -274,23 +274,26 @@ def repeated_two_fold_scores(rng: np.random.Generator, n: int, k: int, d: int, s
 
 
 def test_calibration_under_null():
-    # 1000 datasets x 30 replications of 2-fold CV (about 1 s). The plain test over 60
-    # overlapping fold scores rejects far too often (~75-80%); 5x2cv lands near 5%, and
+    # 1000 datasets x 30 replications of 2-fold CV (about 1 s). The plain test rejects far
+    # too often: ~77-79% over the 60 overlapping fold scores, ~82% over the 30 per-repeat
+    # means (the concepts stage's form, as in the paper); 5x2cv lands near 5%, and
     # Nadeau-Bengio at ~2-3% (its rho = n_test / n = 1/2 over-corrects a little for 2-fold
     # CV, a known conservative bias). Checked stable over several seeds.
     rng = np.random.default_rng(20240601)
     n, k, reps, alpha = 60, 30, 1000, 0.05
-    reject = {"plain": 0, "corrected": 0, "five_by_two": 0}
+    reject = {"plain": 0, "plain_repeat_means": 0, "corrected": 0, "five_by_two": 0}
     for _ in range(reps):
         a, b = repeated_two_fold_scores(rng, n=n, k=k, d=4, shift=0.8)
         reject["plain"] += paired_ttest(a.ravel(), b.ravel()).pvalue < alpha
+        reject["plain_repeat_means"] += paired_ttest(a.mean(1), b.mean(1)).pvalue < alpha
         corrected = corrected_resampled_ttest(a.ravel(), b.ravel(), n_train=n // 2, n_test=n // 2)
         reject["corrected"] += corrected.pvalue < alpha
         reject["five_by_two"] += five_by_two_cv_ttest(a[:5], b[:5]).pvalue < alpha
     rate = {key: v / reps for key, v in reject.items()}
     assert 0.01 <= rate["corrected"] <= 0.10, rate
     assert 0.01 <= rate["five_by_two"] <= 0.10, rate
-    assert rate["plain"] > rate["corrected"], rate
+    # The inflation the issue asks to document: far above alpha, in both forms.
+    assert rate["plain"] > 0.5 and rate["plain_repeat_means"] > 0.5, rate
 
 
 def test_paired_ttest_zero_variance_like_the_other_tests():

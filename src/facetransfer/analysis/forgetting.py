@@ -94,6 +94,15 @@ def add_holm(cells: list[dict]) -> None:
         cell["pvalue_holm"] = float(adjusted)
 
 
+def pareto_front(points: dict[int, tuple[float, float]]) -> list[int]:
+    """Keys whose (x, y) no other point matches or beats on both axes while differing."""
+    def dominated(k: int) -> bool:
+        x, y = points[k]
+        return any(x2 >= x and y2 >= y and (x2, y2) != (x, y) for j, (x2, y2) in points.items() if j != k)
+
+    return [k for k in points if not dominated(k)]
+
+
 def trade_off(pain_recall: dict[int, float], emotion_recall: dict[int, float]) -> dict:
     """Pareto front of (pain macro recall, emotion macro recall) and the balanced choice.
 
@@ -101,15 +110,26 @@ def trade_off(pain_recall: dict[int, float], emotion_recall: dict[int, float]) -
     Pareto-optimal models, the one with the largest harmonic mean of the two recalls.
     """
     points = {k: (pain_recall[k], emotion_recall[k]) for k in sorted(pain_recall)}
-
-    def dominated(k: int) -> bool:
-        p, e = points[k]
-        return any(p2 >= p and e2 >= e and (p2, e2) != (p, e) for j, (p2, e2) in points.items() if j != k)
-
-    front = [k for k in points if not dominated(k)]
+    front = pareto_front(points)
     harmonic = {k: 2 * p * e / (p + e) if p + e else 0.0 for k, (p, e) in points.items()}
     balanced = max(front, key=lambda k: harmonic[k])
     return {"points": {name(k): {"pain_macro_recall": p, "emotion_macro_recall": e, "harmonic_mean": harmonic[k]}
                        for k, (p, e) in points.items()},
             "pareto_front": [name(k) for k in front], "balanced": name(balanced),
             "rule": "Pareto-optimal model with the largest harmonic mean of pain and emotion macro recall"}
+
+
+def most_forgotten(forgetting: pd.DataFrame, n: int) -> list[str]:
+    """The n classes with the largest mean forgetting (reference recall - model recall) over the models."""
+    mean = forgetting.drop(columns="macro", errors="ignore").mean(axis=0)
+    return [str(c) for c in mean.sort_values(ascending=False, kind="stable").index[:n]]
+
+
+def class_trade_offs(pain_recall: dict[int, float], recall: pd.DataFrame, classes: list[str]) -> dict:
+    """Per class: each model's (pain macro recall, recall of that emotion) and their Pareto front."""
+    out = {}
+    for cls in classes:
+        points = {k: (pain_recall[k], float(recall.loc[name(k), cls])) for k in sorted(pain_recall)}
+        out[cls] = {"points": {name(k): {"pain_macro_recall": p, "class_recall": r} for k, (p, r) in points.items()},
+                    "pareto_front": [name(k) for k in pareto_front(points)]}
+    return out

@@ -5,10 +5,15 @@ reference (FreezeB5) classified right and FreezeBk wrong. Both models' LRP maps 
 true class are compared inside every AU's region (`explain.region_mass`) and the AUs
 ranked (`explain.rank_aus`). Localisation: each model's LRP and Grad-CAM maps on the
 test images against the union of the regions of the AUs present in the image.
+
+Real data (AffectNet has landmarks but no AU labels): regions still come from the 68
+landmarks, so the ranking runs, but every AU is judged on every contrast image and
+localisation, which needs the AUs present, is skipped.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 from facetransfer.explain import (
     dice_iou,
@@ -38,33 +44,54 @@ class TestImages:
     images: np.ndarray  # (N, H, W, 3) uint8
     labels: np.ndarray  # (N,) int, EMOTIONS order
     rows: np.ndarray  # (N,) row ids of the prepared dataset
-    present: np.ndarray  # (N, A) bool, ground-truth AU intensity > 0 (A = len(ACTION_UNITS))
+    present: np.ndarray | None  # (N, A) bool, ground-truth AU intensity > 0 (A = len(ACTION_UNITS)); None: unknown
     packed_regions: np.ndarray  # (N, A, H, ceil(W/8)) uint8
 
     def regions(self, idx: np.ndarray) -> np.ndarray:
         """(n, A, H, W) bool region masks of the selected images."""
         return unpack_masks(self.packed_regions[idx], self.images.shape[2])
 
+    def shown(self, idx: np.ndarray) -> np.ndarray | None:
+        """(n, A) AU presence of the selected images, None when the data has no AU labels."""
+        return None if self.present is None else self.present[idx]
+
     def truth(self, idx: np.ndarray) -> np.ndarray:
         """(n, H, W): union of the regions of the AUs present in each selected image."""
+        if self.present is None:
+            raise ValueError("no ground-truth AU labels: the true regions are unknown")
         return (self.regions(idx) & self.present[idx][:, :, None, None]).any(axis=1)
 
 
-def load_test_images(prepared: Path, split: str = "test") -> TestImages:
-    """prepared/<dataset>/<split>.csv rows with their images and AU region masks (prepare.mask_splits has the split)."""
+def load_test_images(prepared: Path, split: str = "test", require_labels: bool = True) -> TestImages:
+    """prepared/<dataset>/<split>.csv rows with their images and AU region masks (prepare.mask_splits has the split).
+
+    Rows without landmarks (mask_row -1) have no regions and are left out, with a note on
+    stderr. Without gt_au_* columns (real data) `present` is None, or, with
+    `require_labels`, a one-line error (the studies that need the AUs present).
+    """
     table_path = prepared / f"{split}.csv"
     if not table_path.is_file():
         raise FileNotFoundError(f"{table_path}: not found (run `facetransfer prepare` first)")
     table = pd.read_csv(table_path)
+    if "mask_row" not in table.columns or not (prepared / "masks.npy").is_file():
+        raise FileNotFoundError(f"{prepared}: AU region masks missing for the {split} split "
+                                f"(need masks.npy and a mask_row column; prepare.mask_splits must include {split})")
+    without = table["mask_row"] < 0
+    if without.all():
+        raise DatasetFormatError(table_path, "no row has landmarks, so no AU regions (mask_row is -1 everywhere)")
+    if without.any():
+        print(f"{table_path}: {int(without.sum())} of {len(table)} rows have no landmarks and are left out",
+              file=sys.stderr)
+        table = table[~without]
     gt = [f"gt_au_{au}" for au in ACTION_UNITS]
-    missing = [c for c in ["mask_row", *gt] if c not in table.columns]
-    if missing or (table["mask_row"] < 0).any() or not (prepared / "masks.npy").is_file():
-        raise FileNotFoundError(f"{prepared}: AU region masks or ground-truth AU columns missing for the {split} split "
-                                f"(need masks.npy, mask_row and gt_au_* columns; prepare.mask_splits must include {split})")
+    present = table[gt].to_numpy() > 0 if set(gt) <= set(table.columns) else None
+    if present is None and require_labels:
+        raise DatasetFormatError(table_path, "no gt_au_* columns; this analysis needs the AUs present in each image "
+                                 "(the synthetic benchmark's groundtruth.csv)")
     rows = table["row"].to_numpy(np.int64)
     images = np.load(prepared / "images.npy", mmap_mode="r")[rows]
     packed = np.load(prepared / "masks.npy", mmap_mode="r")[table["mask_row"].to_numpy(np.int64)]
-    return TestImages(images, table["label"].to_numpy(np.int64), rows, table[gt].to_numpy() > 0, packed)
+    return TestImages(images, table["label"].to_numpy(np.int64), rows, present, packed)
 
 
 def contrast_indices(correct_reference: np.ndarray, correct_model: np.ndarray, labels: np.ndarray, cls: int,
@@ -88,30 +115,110 @@ def compare_pair(maps_reference: np.ndarray, maps_model: np.ndarray, data: TestI
         idx = contrast_indices(right_ref, right_model, data.labels, cls, cap)
         regions = data.regions(idx)
         rows = rank_aus(region_mass(maps_reference[idx], regions), region_mass(maps_model[idx], regions), ACTION_UNITS,
-                        shown=data.present[idx], min_images=min_images)
+                        shown=data.shown(idx), min_images=min_images)
         ranking[name] = {"n_images": int(idx.size), "ranking": rows}
         arrays[name] = {"index": idx, "rows": data.rows[idx], "reference": maps_reference[idx],
                         "model": maps_model[idx], "difference": difference_maps(maps_reference[idx], maps_model[idx])}
     return ranking, arrays
 
 
-def localisation(model: nn.Module, maps: np.ndarray, data: TestImages, idx: np.ndarray, threshold: float,
-                 batch_size: int, device: str) -> dict:
-    """Mean LRP localisation scores and Grad-CAM DICE/IoU over images `idx` (those with AU regions)."""
-    truth = data.truth(idx)
-    cams = gradcam_maps(model, data.images[idx], data.labels[idx], batch_size, device)
-    dice, iou = dice_iou(cams, truth, threshold)
-    lrp = {"relevance_mass_accuracy": relevance_mass_accuracy(maps[idx], truth),
-           "relevance_rank_accuracy": relevance_rank_accuracy(maps[idx], truth),
-           "pointing_game": pointing_game(maps[idx], truth)}
-    return {"n_images": int(idx.size), "lrp": {k: float(np.nanmean(v)) for k, v in lrp.items()},
-            "gradcam": {"dice": float(np.nanmean(dice)), "iou": float(np.nanmean(iou))}}
-
-
 def localisation_indices(data: TestImages, cap: int) -> np.ndarray:
-    """Test images with at least one AU present (the others have no true region), the first `cap` (0: all)."""
+    """Test images with at least one AU present (the others have no true region), the first `cap` (0: all).
+
+    Empty without AU labels: the true regions are unknown, so nothing can be scored.
+    """
+    if data.present is None:
+        return np.array([], dtype=np.int64)
     idx = np.flatnonzero(data.present.any(axis=1))
     return idx[:cap] if cap else idx
+
+
+def contrast_sets(predictions: dict, labels: np.ndarray, reference: str, models: list[str],
+                  cap: int) -> dict[str, np.ndarray]:
+    """Sorted test indices whose maps each model's comparison needs: its contrast images, and for the
+    reference the contrast images of every pair."""
+    right_ref = predictions[reference] == labels
+    sets = {}
+    for name in models:
+        right = predictions[name] == labels
+        sets[name] = np.unique(np.concatenate(
+            [contrast_indices(right_ref, right, labels, cls, cap) for cls in range(len(EMOTIONS))]))
+    sets[reference] = np.unique(np.concatenate([np.array([], np.int64), *sets.values()]))
+    return sets
+
+
+class KeptMaps:
+    """Maps (K, H, W) of a few test images, indexed by test index like the full (N, H, W) array.
+
+    The saliency stage keeps only the contrast images' maps, so its memory does not grow with
+    the test set (a 4,000-image split at 224 px would be 0.8 GB of float32 per model).
+    """
+
+    def __init__(self, index: np.ndarray, maps: np.ndarray):
+        self.index, self.maps = np.asarray(index, np.int64), maps
+
+    def __getitem__(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        pos = np.searchsorted(self.index, idx)
+        if idx.size and (pos.max() >= len(self.index) or (self.index[pos] != idx).any()):
+            raise KeyError(f"maps of test images {sorted(set(idx.tolist()) - set(self.index.tolist()))[:5]} not kept")
+        return self.maps[pos]
+
+
+@dataclass(frozen=True)
+class ModelExplanation:
+    lrp: KeptMaps  # raw LRP for the true class, of the kept images
+    gradcam: KeptMaps  # Grad-CAM in [0, 1], same images
+    scores: pd.DataFrame  # one row per scored image: row, label, three LRP scores, Grad-CAM dice and iou
+
+
+LOCALISATION_SCORES = {"lrp": ("relevance_mass_accuracy", "relevance_rank_accuracy", "pointing_game"),
+                       "gradcam": ("dice", "iou")}
+
+
+def score_images(lrp: np.ndarray, cams: np.ndarray, data: TestImages, idx: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Per image `idx`: LRP (N, H, W) and Grad-CAM (N, H, W) maps against the union of its AUs' regions."""
+    truth = data.truth(idx)
+    dice, iou = dice_iou(cams, truth, threshold)
+    return pd.DataFrame({"row": data.rows[idx], "label": data.labels[idx],
+                         "relevance_mass_accuracy": relevance_mass_accuracy(lrp, truth),
+                         "relevance_rank_accuracy": relevance_rank_accuracy(lrp, truth),
+                         "pointing_game": pointing_game(lrp, truth), "dice": dice, "iou": iou})
+
+
+def explain_model(model: nn.Module, data: TestImages, keep: np.ndarray, scored: np.ndarray, threshold: float,
+                  batch_size: int, device: str, progress=None) -> ModelExplanation:
+    """LRP and Grad-CAM of the images in `keep` or `scored`, one batch at a time.
+
+    Maps of `keep` (sorted test indices) are kept; images in `scored` are scored against
+    their true regions and their maps dropped. progress(done, total) is called per batch.
+    """
+    order = np.union1d(keep, scored).astype(np.int64)
+    shape = (len(keep), *data.images.shape[1:3])
+    lrp_kept, cam_kept = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    tables = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        lrp = explain_images(model, data.images[idx], data.labels[idx], batch_size, device)  # (b, H, W)
+        cams = gradcam_maps(model, data.images[idx], data.labels[idx], batch_size, device)  # (b, H, W)
+        kept = np.isin(idx, keep)
+        lrp_kept[np.searchsorted(keep, idx[kept])] = lrp[kept]
+        cam_kept[np.searchsorted(keep, idx[kept])] = cams[kept]
+        hit = np.isin(idx, scored)
+        if hit.any():
+            tables.append(score_images(lrp[hit], cams[hit], data, idx[hit], threshold))
+        if progress:
+            progress(min(start + batch_size, len(order)), len(order))
+    columns = ["row", "label", *LOCALISATION_SCORES["lrp"], *LOCALISATION_SCORES["gradcam"]]
+    scores = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+    return ModelExplanation(KeptMaps(keep, lrp_kept), KeptMaps(keep, cam_kept), scores)
+
+
+def summarise_localisation(scores: pd.DataFrame) -> dict:
+    """Mean of each score over the scored images (NaN-skipping, as Quantus): {n_images, lrp: {...}, gradcam: {...}}."""
+    return {"n_images": int(len(scores))} | {
+        group: {key: float(np.nanmean(scores[key])) if len(scores) else float("nan") for key in keys}
+        for group, keys in LOCALISATION_SCORES.items()}
 
 
 def all_maps(model: nn.Module, data: TestImages, batch_size: int, device: str) -> np.ndarray:

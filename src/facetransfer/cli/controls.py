@@ -43,7 +43,7 @@ def _reference(source: Path, data: Path, cfg) -> tuple:
 def _grids(result, controls, test) -> dict:
     """Input | reference | control | difference for each positive control's dependent class (first 6 images)."""
     from facetransfer.explain import normalise_maps
-    from facetransfer.report.figures import saliency_grid
+    from facetransfer.report.figures import saliency_grid, signed_difference
 
     grids = {}
     for c in controls:
@@ -54,7 +54,7 @@ def _grids(result, controls, test) -> dict:
         n = len(shown)
         grids[f"{c.name}_{c.dependent}.png"] = saliency_grid(
             test.images[shown], normalise_maps(a["reference"][:n]), normalise_maps(a["model"][:n]),
-            a["difference"][:n], ("source", c.name),
+            signed_difference(a["reference"][:n], a["model"][:n]), ("source", c.name),
             f"{c.dependent}: right by the source, wrong by {c.name} ({a['index'].size} images)")
     return grids
 

@@ -55,11 +55,16 @@ def forgetting(
         mcnemar = core.mcnemar_by_class(predictions, EMOTIONS, cfg.reference, cfg.confidence)
         trade = core.trade_off(pain, {k: float(recall.loc[core.name(k), "macro"]) for k in cfg.freeze_blocks})
         forgotten = (recall.loc[core.name(cfg.reference)] - recall).drop(index=core.name(cfg.reference))
+        trade["most_forgotten"] = core.class_trade_offs(pain, recall, core.most_forgotten(forgotten, cfg.trade_off_classes))
+        trade["most_forgotten_rule"] = "largest mean forgetting (reference recall - model recall) over the models"
+        tests = _mcnemar_rows(mcnemar)
         figures = {"recall.png": recall_bars(recall), "trade_off.png": trade_off_plot(trade)}
         with atomic_dir(out) as tmp:
             recall.to_csv(tmp / "recall.csv", index_label="model")
             (tmp / "recall.md").write_text(recall.round(3).to_markdown() + "\n")
             forgotten.to_csv(tmp / "forgetting.csv", index_label="model")
+            tests.to_csv(tmp / "mcnemar.csv", index=False)
+            (tmp / "mcnemar.md").write_text(_mcnemar_markdown(tests) + "\n")
             for file, figure in figures.items():
                 figure.savefig(tmp / file, dpi=120)
         summary = {"reference": core.name(cfg.reference), "recall": recall.to_dict(orient="index"),
@@ -70,7 +75,7 @@ def forgetting(
         with tracking.start_run("facetransfer", "forgetting", params=cfg.model_dump(mode="json"),
                                 tags=tracking.run_tags("forgetting", Path.cwd(), **links)) as run:
             run.log_table(recall.reset_index(names="model"), "recall.json")
-            run.log_table(_mcnemar_rows(mcnemar), "mcnemar.json")
+            run.log_table(tests, "mcnemar.json")
             for file, figure in figures.items():
                 run.log_figure(figure, file)
             run.log_dict(summary, "forgetting.json")
@@ -91,3 +96,12 @@ def _mcnemar_rows(mcnemar: dict):
 
     return pd.DataFrame([{"model": model, "class": cls, **cell} for model, per_class in mcnemar.items()
                          for cls, cell in per_class.items()])
+
+
+def _mcnemar_markdown(tests) -> str:
+    """The McNemar table for people: one row per model and class, p-values in scientific notation."""
+    shown = tests[["model", "class", "recall_difference", "ci_low", "ci_high", "discordant_reference_only",
+                   "discordant_other_only", "method", "statistic", "pvalue", "pvalue_holm"]]
+    formats = {"recall_difference": "{:+.3f}", "ci_low": "{:+.3f}", "ci_high": "{:+.3f}", "statistic": "{:.3g}",
+               "pvalue": "{:.2g}", "pvalue_holm": "{:.2g}"}
+    return shown.assign(**{c: shown[c].map(f.format) for c, f in formats.items()}).to_markdown(index=False)

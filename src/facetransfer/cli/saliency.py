@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from facetransfer import tracking
-from facetransfer.cli.app import ParamsOption, app, user_errors
+from facetransfer.cli.app import ParamsOption, app, progress_bars, user_errors
 from facetransfer.config import load_section
 from facetransfer.fsutil import atomic_dir, write_json_atomic
 
@@ -32,6 +32,54 @@ def _load(retrain: Path, source: Path, blocks: list[int], rows):
     return {"emotion": load_model(source / "model.pt")[0], **models}, predictions
 
 
+def _write_maps(out: Path, test, explained: dict, predictions: dict, reference: str, cfg) -> tuple[dict, dict]:
+    """Per model pair: the AU ranking, an npz of the contrast images' maps, and a figure grid per class."""
+    import numpy as np
+
+    from facetransfer.analysis import saliency as core
+    from facetransfer.explain import normalise_maps
+    from facetransfer.report.figures import saliency_grid, signed_difference
+
+    rankings, grids = {}, {}
+    with atomic_dir(out / "maps") as tmp:
+        for k in cfg.compare:
+            name = f"freeze{k}"
+            rankings[name], arrays = core.compare_pair(explained[reference].lrp, explained[name].lrp, test,
+                                                       predictions, reference, name, cfg.max_images_per_class,
+                                                       cfg.min_images)
+            for a in arrays.values():  # Grad-CAM of the same images, for the grids and for reuse
+                a["gradcam_reference"] = explained[reference].gradcam[a["index"]]
+                a["gradcam_model"] = explained[name].gradcam[a["index"]]
+            np.savez_compressed(tmp / f"{reference}_vs_{name}.npz",
+                                **{f"{cls}_{key}": value for cls, a in arrays.items() for key, value in a.items()})
+            for cls, a in arrays.items():
+                n = min(cfg.grid_images, a["index"].size)
+                grids[f"{reference}_vs_{name}_{cls}.png"] = saliency_grid(
+                    test.images[a["index"][:n]], normalise_maps(a["reference"][:n]), normalise_maps(a["model"][:n]),
+                    signed_difference(a["reference"][:n], a["model"][:n]), (reference, name),
+                    f"{cls}: right by {reference}, wrong by {name} ({a['index'].size} images)",
+                    gradcam=(a["gradcam_reference"][:n], a["gradcam_model"][:n]))
+    with atomic_dir(out / "grids") as tmp:
+        for file, figure in grids.items():
+            figure.savefig(tmp / file, dpi=90)
+    return rankings, grids
+
+
+def _write_localisation(out: Path, explained: dict, scores: dict):
+    """saliency/localisation/: per-image scores (CSV) and the bar chart; None when nothing was scored."""
+    import pandas as pd
+
+    from facetransfer.report.figures import localisation_bars
+
+    figure = None if "skipped" in scores else localisation_bars(scores)
+    with atomic_dir(out / "localisation") as tmp:
+        tables = [e.scores.assign(model=name) for name, e in explained.items()]
+        pd.concat(tables, ignore_index=True).to_csv(tmp / "per_image.csv", index=False, float_format="%.6g")
+        if figure is not None:
+            figure.savefig(tmp / "localisation.png", dpi=90)
+    return figure
+
+
 @app.command()
 def saliency(
     retrain: Annotated[Path, typer.Option(help="Folder with freeze{k}/model.pt and test_predictions.csv (retrained heads).")],
@@ -51,62 +99,54 @@ def saliency(
 
     from facetransfer.analysis import saliency as core
     from facetransfer.data.labels import EMOTIONS
-    from facetransfer.explain import normalise_maps
-    from facetransfer.report.figures import localisation_bars, saliency_grid
     from facetransfer.training.loop import resolve_device
 
     with user_errors():
         cfg = load_section(params, "saliency")
         device = str(resolve_device(cfg.device))
-        test = core.load_test_images(data)
+        test = core.load_test_images(data, require_labels=False)
+        if test.present is None:
+            typer.echo(f"saliency: {data / 'test.csv'} has no ground-truth AU columns (real data): every AU is "
+                       "ranked on every contrast image, localisation is skipped", err=True)
         blocks = [cfg.reference, *cfg.compare]
         models, predictions = _load(retrain, source, blocks, test.rows)
         reference = f"freeze{cfg.reference}"
-        maps, scores = {}, {}
+        keep = core.contrast_sets(predictions, test.labels, reference, [f"freeze{k}" for k in cfg.compare],
+                                  cfg.max_images_per_class)
+        keep["emotion"] = np.array([], np.int64)  # the source model is only scored
         scored = core.localisation_indices(test, cfg.localisation_images)
-        for name, model in models.items():
-            typer.echo(f"saliency: LRP and Grad-CAM of {name} on {len(test.images)} test images", err=True)
-            maps[name] = core.all_maps(model, test, cfg.batch_size, device)
-            scores[name] = core.localisation(model, maps[name], test, scored, cfg.gradcam_threshold,
-                                             cfg.batch_size, device)
-        rankings, grids = {}, {}
-        with atomic_dir(out / "maps") as tmp:
-            for k in cfg.compare:
-                name = f"freeze{k}"
-                rankings[name], arrays = core.compare_pair(maps[reference], maps[name], test, predictions,
-                                                           reference, name, cfg.max_images_per_class, cfg.min_images)
-                np.savez_compressed(tmp / f"{reference}_vs_{name}.npz",
-                                    **{f"{cls}_{key}": value for cls, a in arrays.items() for key, value in a.items()})
-                for cls, a in arrays.items():
-                    shown = a["index"][:cfg.grid_images]
-                    n = len(shown)
-                    grids[f"{reference}_vs_{name}_{cls}.png"] = saliency_grid(
-                        test.images[shown], *(normalise_maps(a[key][:n]) for key in ("reference", "model")),
-                        a["difference"][:n], (reference, name),
-                        f"{cls}: right by {reference}, wrong by {name} ({a['index'].size} images)")
-        with atomic_dir(out / "grids") as tmp:
-            for file, figure in grids.items():
-                figure.savefig(tmp / file, dpi=90)
+        explained = {}
+        with progress_bars() as progress:
+            for name, model in models.items():
+                typer.echo(f"saliency: LRP and Grad-CAM of {name} ({len(np.union1d(keep[name], scored))} images)",
+                           err=True)
+                explained[name] = core.explain_model(model, test, keep[name], scored, cfg.gradcam_threshold,
+                                                     cfg.batch_size, device, lambda d, t, n=name: progress(n, d, t))
+        scores = ({name: core.summarise_localisation(e.scores) for name, e in explained.items()}
+                  if scored.size else {"skipped": "no ground-truth AU labels: the true regions are unknown"})
+        rankings, grids = _write_maps(out, test, explained, predictions, reference, cfg)
         summary = {"reference": reference, "classes": list(EMOTIONS),
                    "rule": "mean share of positive LRP relevance in the AU region, reference minus model, over the "
-                           "contrast images showing the AU; Wilcoxon signed-rank, Holm over the AUs",
+                           f"contrast images {'showing the AU' if test.present is not None else '(no AU labels: all)'}"
+                           "; Wilcoxon signed-rank, Holm over the AUs",
                    "alpha": cfg.alpha, "pairs": rankings}
         write_json_atomic(ranking, summary)
         write_json_atomic(metrics, scores)
-        figure = localisation_bars(scores)
+        figure = _write_localisation(out, explained, scores)
         names = [f"retrain/freeze{k}" for k in blocks]
         links = tracking.source_run_tags(source_runs, names) if source_runs else {}
         with tracking.start_run("facetransfer", "saliency", params=cfg.model_dump(mode="json"),
                                 tags=tracking.run_tags("saliency", Path.cwd(), **links)) as run:
             run.log_dict(summary, "au_ranking.json")
             run.log_dict(scores, "localisation.json")
-            run.log_figure(figure, "localisation.png")
             for file, grid in grids.items():
                 run.log_figure(grid, f"grids/{file}")
-            run.log_metrics({f"{m}_lrp_{k}": v for m, s in scores.items() for k, v in s["lrp"].items()}
-                            | {f"{m}_gradcam_{k}": v for m, s in scores.items() for k, v in s["gradcam"].items()})
+            if figure is not None:
+                run.log_figure(figure, "localisation.png")
+                run.log_metrics({f"{m}_{g}_{k}": v for m, s in scores.items() for g in ("lrp", "gradcam")
+                                 for k, v in s[g].items()})
             tracking.write_run_id(run_id, run.run_id)
-    for name, s in scores.items():
+    for name, s in ({} if figure is None else scores).items():
         typer.echo(f"{name:8} LRP mass acc {s['lrp']['relevance_mass_accuracy']:.3f}  rank acc "
                    f"{s['lrp']['relevance_rank_accuracy']:.3f}  pointing {s['lrp']['pointing_game']:.3f}  "
                    f"Grad-CAM DICE {s['gradcam']['dice']:.3f}  IoU {s['gradcam']['iou']:.3f}")

@@ -39,7 +39,8 @@ def compare_probes(scores_a: np.ndarray, scores_b: np.ndarray, n_train: int, n_t
     diff_corrected = corrected_resampled_ci((a - b).ravel(), n_train, n_test, confidence)
     return {
         "mean_f1_a": ci_a[0], "mean_f1_b": ci_b[0],
-        "ci_f1_a": list(ci_a[1:]), "ci_f1_b": list(ci_b[1:]),
+        # F1 lies in [0, 1]; the normal-theory interval can cross 0 for a rare AU (AU20: -0.007).
+        "ci_f1_a": list(np.clip(ci_a[1:], 0.0, 1.0)), "ci_f1_b": list(np.clip(ci_b[1:], 0.0, 1.0)),
         "mean_diff": diff_corrected[0],
         "ci_diff_plain": list(diff_plain[1:]), "ci_diff_corrected": list(diff_corrected[1:]),
         "plain": _test(paired_ttest(a.mean(1), b.mean(1))),

@@ -29,25 +29,34 @@ def recall_bars(table: pd.DataFrame) -> Figure:
 
 
 def trade_off_plot(trade: dict) -> Figure:
-    """Pain macro recall against emotion macro recall per model, Pareto front joined, balanced choice marked."""
-    fig = Figure(figsize=(5.5, 4.5), layout="constrained")
-    ax = fig.subplots()
-    points = trade["points"]
-    for model, p in points.items():
-        ax.scatter(p["pain_macro_recall"], p["emotion_macro_recall"], color="tab:blue")
-        ax.annotate(model, (p["pain_macro_recall"], p["emotion_macro_recall"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize="small")
-    front = sorted(trade["pareto_front"], key=lambda m: points[m]["pain_macro_recall"])
-    ax.plot([points[m]["pain_macro_recall"] for m in front], [points[m]["emotion_macro_recall"] for m in front],
-            "--", color="tab:gray", label="Pareto front")
-    best = points[trade["balanced"]]
-    ax.scatter(best["pain_macro_recall"], best["emotion_macro_recall"], s=160, facecolors="none",
-               edgecolors="tab:red", label=f"balanced: {trade['balanced']}")
-    ax.set_xlabel("pain macro recall")
-    ax.set_ylabel("emotion macro recall after retraining")
-    ax.set_title("What pain gained vs what emotion lost")
-    ax.legend(fontsize="small")
+    """Pain macro recall against emotion macro recall per model, Pareto front joined, balanced choice marked;
+    one more panel per class in `trade["most_forgotten"]` (pain macro recall against that class's recall)."""
+    classes = trade.get("most_forgotten", {})
+    fig = Figure(figsize=(5.5 + 4.5 * len(classes), 4.5), layout="constrained")
+    axes = fig.subplots(1, 1 + len(classes), squeeze=False)[0]
+    _trade_panel(axes[0], trade["points"], "emotion_macro_recall", trade["pareto_front"])
+    best = trade["points"][trade["balanced"]]
+    axes[0].scatter(best["pain_macro_recall"], best["emotion_macro_recall"], s=160, facecolors="none",
+                    edgecolors="tab:red", label=f"balanced: {trade['balanced']}")
+    axes[0].set_ylabel("emotion macro recall after retraining")
+    axes[0].set_title("What pain gained vs what emotion lost")
+    axes[0].legend(fontsize="small")
+    for ax, (cls, panel) in zip(axes[1:], classes.items()):
+        _trade_panel(ax, panel["points"], "class_recall", panel["pareto_front"])
+        ax.set_ylabel(f"{cls} recall after retraining")
+        ax.set_title(f"... and on {cls} (among the most forgotten)")
     return fig
+
+
+def _trade_panel(ax, points: dict, y_key: str, front: list[str]) -> None:
+    for model, p in points.items():
+        ax.scatter(p["pain_macro_recall"], p[y_key], color="tab:blue")
+        ax.annotate(model, (p["pain_macro_recall"], p[y_key]), textcoords="offset points", xytext=(4, 4),
+                    fontsize="small")
+    front = sorted(front, key=lambda m: points[m]["pain_macro_recall"])
+    ax.plot([points[m]["pain_macro_recall"] for m in front], [points[m][y_key] for m in front], "--",
+            color="tab:gray", label="Pareto front")
+    ax.set_xlabel("pain macro recall")
 
 
 def concept_forest(rows: list[dict]) -> Figure:
@@ -74,24 +83,41 @@ def concept_forest(rows: list[dict]) -> Figure:
     return fig
 
 
-def saliency_grid(images: np.ndarray, reference: np.ndarray, model: np.ndarray, difference: np.ndarray,
-                  names: tuple[str, str], title: str) -> Figure:
-    """Rows of input | reference map | model map | difference, maps in [0, 1] (like the paper's Fig. 4).
+def signed_difference(reference: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """Raw maps (n, H, W) -> reference minus model, each divided by its largest |value|: (n, H, W) in [-1, 1].
 
-    images (n, H, W, 3) uint8; reference, model, difference (n, H, W) already scaled to [0, 1].
+    Signed, so that where the reference looked more (> 0) and where the model looked more
+    (< 0) stay apart; a map with no difference is all 0.
+    """
+    d = np.asarray(reference, np.float64) - np.asarray(model, np.float64)
+    peak = np.abs(d).max(axis=(-2, -1), keepdims=True) if d.size else np.ones(d.shape[:-2] + (1, 1))
+    return np.divide(d, peak, out=np.zeros_like(d), where=peak > 0)
+
+
+def saliency_grid(images: np.ndarray, reference: np.ndarray, model: np.ndarray, difference: np.ndarray,
+                  names: tuple[str, str], title: str, gradcam: tuple[np.ndarray, np.ndarray] | None = None) -> Figure:
+    """Rows of input | reference LRP | model LRP | difference [| reference Grad-CAM | model Grad-CAM] (cf. Fig. 4).
+
+    images (n, H, W, 3) uint8; reference, model and Grad-CAM maps (n, H, W) in [0, 1];
+    difference (n, H, W) in [-1, 1] (`signed_difference`), drawn red where the reference
+    put more relevance and blue where the model did.
     """
     n = max(len(images), 1)
-    fig = Figure(figsize=(6.4, 1.6 * n + 0.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(n, 4, squeeze=False))
-    headers = ("input", f"LRP {names[0]}", f"LRP {names[1]}", f"{names[0]} - {names[1]}")
+    columns = [("input", None, (None, None)), (f"LRP {names[0]}", "inferno", (0, 1)),
+               (f"LRP {names[1]}", "inferno", (0, 1)), (f"{names[0]} - {names[1]}", "RdBu_r", (-1, 1))]
+    panels = [images, reference, model, difference]
+    if gradcam is not None:
+        columns += [(f"Grad-CAM {names[0]}", "inferno", (0, 1)), (f"Grad-CAM {names[1]}", "inferno", (0, 1))]
+        panels += list(gradcam)
+    fig = Figure(figsize=(1.6 * len(columns), 1.6 * n + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n, len(columns), squeeze=False))
     for i in range(len(images)):
-        panels = (images[i], reference[i], model[i], difference[i])
-        for j, panel in enumerate(panels):
-            axes[i, j].imshow(panel, cmap=None if j == 0 else "inferno", vmin=0, vmax=1 if j else None)
+        for j, ((_, cmap, (vmin, vmax)), panel) in enumerate(zip(columns, panels)):
+            axes[i, j].imshow(panel[i], cmap=cmap, vmin=vmin, vmax=vmax)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    for j, header in enumerate(headers):
+    for j, (header, _, _) in enumerate(columns):
         axes[0, j].set_title(header, fontsize="small")
     if len(images) == 0:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center", transform=axes[0, 0].transAxes)

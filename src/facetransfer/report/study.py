@@ -140,14 +140,17 @@ def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
         parts += [html.text(f"AU ranking ({ranking['rule']}); top {cfg.ranking_top} per class and model."),
                   html.table(ranking_table(ranking, cfg.ranking_top))]
     scores = read.json(paths.metrics / "localisation.json")
-    if scores is not None:
+    if scores is not None and "skipped" in scores:
+        parts += [html.heading("Localisation against the true AU regions"), html.text(f"Skipped: {scores['skipped']}.")]
+    elif scores is not None:
         parts += [html.heading("Localisation against the true AU regions"), html.table(localisation_table(scores))]
     grids = paths.saliency / "grids"
     for k in cfg.grid_models:
         found = sorted(grids.glob(f"*_vs_freeze{k}_*.png")) if grids.is_dir() else []
         if not found:
             read.missing.append(str(grids / f"*_vs_freeze{k}_*.png"))
-        parts += [read.figure(path, f"LRP: input | reference | freeze{k} | difference ({path.stem})") for path in found]
+        parts += [read.figure(path, f"input | LRP reference | LRP freeze{k} | difference (red: the reference looked more) | "
+                                     f"Grad-CAM reference | Grad-CAM freeze{k} ({path.stem})") for path in found]
     return parts
 
 

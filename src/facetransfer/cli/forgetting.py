@@ -104,4 +104,4 @@ def _mcnemar_markdown(tests) -> str:
                    "discordant_other_only", "method", "statistic", "pvalue", "pvalue_holm"]]
     formats = {"recall_difference": "{:+.3f}", "ci_low": "{:+.3f}", "ci_high": "{:+.3f}", "statistic": "{:.3g}",
                "pvalue": "{:.2g}", "pvalue_holm": "{:.2g}"}
-    return shown.assign(**{c: shown[c].map(f.format) for c, f in formats.items()}).to_markdown(index=False)
+    return shown.assign(**{c: shown[c].map(f.format) for c, f in formats.items()}).to_markdown(index=False, disable_numparse=True)

@@ -54,7 +54,7 @@ def _test_images(n_images: int):
     from facetransfer.data.labels import ACTION_UNITS
 
     rng = np.random.default_rng(0)
-    packed = np.packbits(rng.random((n_images, len(ACTION_UNITS), 64, 64)) < 0.1, axis=-1)
+    packed = rng.integers(0, 256, (n_images, len(ACTION_UNITS), 64, 8), dtype=np.uint8)  # random packed regions
     return TestImages(rng.integers(0, 256, (n_images, 64, 64, 3), dtype=np.uint8), np.zeros(n_images, np.int64),
                       np.arange(n_images), rng.random((n_images, len(ACTION_UNITS))) < 0.3, packed)
 

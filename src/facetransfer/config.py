@@ -515,6 +515,8 @@ class ControlsConfig(Frozen):
     dependent_class: dict[int, str] = Field(default_factory=lambda: {14: "contempt", 5: "surprise"})
     fine_tune: ControlFineTune = ControlFineTune()
     negative_seed: int = Field(2023, ge=0)  # the negative control: same fine-tuning, unmodified data, this seed
+    # More negative controls (negative_seed<s>): how often does each analysis flag something when nothing was planted?
+    extra_negative_seeds: tuple[int, ...] = ()
     head: RetrainEmotionConfig = RetrainEmotionConfig()  # every model's head retrained on unmodified data, as the study
     probe_aus: tuple[int, ...] = (14, 5, 4, 6, 12)
     upper_face_aus: tuple[int, ...] = (5,)
@@ -544,6 +546,10 @@ class ControlsConfig(Frozen):
             raise ValueError(f"probe_aus {list(self.probe_aus)} must include suppress_aus and upper_face_aus")
         if self.negative_seed == self.fine_tune.seed:
             raise ValueError(f"negative_seed must differ from fine_tune.seed ({self.fine_tune.seed})")
+        seeds = [self.negative_seed, *self.extra_negative_seeds]
+        if len(set(seeds)) != len(seeds) or self.fine_tune.seed in seeds:
+            raise ValueError(f"extra_negative_seeds {list(self.extra_negative_seeds)} must be distinct and differ from "
+                             f"negative_seed ({self.negative_seed}) and fine_tune.seed ({self.fine_tune.seed})")
         return self
 
     def probes(self) -> ConceptsConfig:

@@ -222,3 +222,40 @@ def test_flags_get_the_ground_truth_shift_of_their_au():
     assert "all_images_shift" not in out["flagged"][1] and "all_images_shift" not in out["flagged"][2]
     text = core.verdict_table([{"control": "negative", "au": None, "check": "x", "passed": False, **out}])["numbers"][0]
     assert "contempt/AU14 (p 0.01; all images showing it: +" in text
+
+
+def test_across_negatives_counts_runs_flags_and_flags_the_ground_truth_confirms():
+    def row(name, check, flagged):
+        return {"control": name, "au": None, "check": check, "passed": not flagged, "flagged": flagged}
+
+    confirmed = {"cls": "sad", "au": 15, "effect": 0.07, "pvalue_holm": 0.02, "all_images_shift": 0.025,
+                 "all_images_pvalue": 1e-24}
+    false_alarm = {"cls": "fear", "au": 5, "mean_diff": 0.05, "pvalue_holm": 0.01, "all_images_shift": 0.001,
+                   "all_images_pvalue": 0.4}
+    rows = [row("negative", "saliency_flags_nothing", []), row("negative_seed7", "saliency_flags_nothing", [false_alarm]),
+            row("negative", "reverse_contrast_flags_nothing", [confirmed]),
+            row("negative_seed7", "reverse_contrast_flags_nothing", []),
+            row("negative", "recall_flags_nothing", [{"cls": "sad", "pvalue_holm": 0.01}]),
+            row("suppress_au5", "saliency_flags_nothing", [false_alarm])]  # not a negative control: ignored
+    out = {r["check"]: r for r in core.across_negatives(rows, ["negative", "negative_seed7"], alpha=0.05)}
+    assert set(out) == set(core.NEGATIVE_CHECKS) and all(r["control"] == "all_negatives" for r in out.values())
+    saliency = out["saliency_flags_nothing"]
+    assert (saliency["passed"], saliency["runs"], saliency["runs_flagging"], saliency["flags"]) == (False, 2, 1, 1)
+    assert saliency["flags_confirmed_by_ground_truth"] == 0 and saliency["flagged"][0]["run"] == "negative_seed7"
+    assert out["reverse_contrast_flags_nothing"]["flags_confirmed_by_ground_truth"] == 1
+    recall = out["recall_flags_nothing"]
+    assert (recall["runs"], recall["flags"], recall["flags_judged"]) == (1, 1, 0)  # no ground truth for a class
+    assert out["concept_probes_flag_nothing"]["passed"] and out["concept_probes_flag_nothing"]["runs"] == 0
+    text = core.verdict_table(list(out.values()))["numbers"][1]
+    assert "negative_seed7/fear/AU5 (p 0.01; all images showing it: +0.001" in text
+
+
+def test_extra_negative_seeds_must_be_new_seeds(tmp_path):
+    params = tmp_path / "params.yaml"
+    for seeds in ("[2023]", "[2024, 2024]", "[2022]"):  # negative_seed, twice, fine_tune.seed
+        params.write_text(f"controls: {{negative_seed: 2023, extra_negative_seeds: {seeds}}}\n")
+        with pytest.raises(ConfigError, match="extra_negative_seeds"):
+            load_section(params, "controls")
+    params.write_text("controls: {extra_negative_seeds: [2024, 2025]}\n")
+    assert load_section(params, "controls").extra_negative_seeds == (2024, 2025)
+    assert core.negative_name(2024) == "negative_seed2024"

@@ -25,6 +25,7 @@ PARAMS = """controls:
   upper_face_aus: [5]
   repeats: 5
   workers: 1
+  extra_negative_seeds: [7]
 """
 
 
@@ -47,7 +48,7 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     params.write_text(PARAMS)
     original = str(tmp_path / "prepared" / "affectnet")
     for name, data, kind in (("suppress_au14", str(tmp_path / "suppressed_prepared" / "affectnet"), ["--suppressed-au", "14"]),
-                             ("negative", original, ["--negative"])):
+                             ("negative", original, ["--negative"]), ("negative_seed7", original, ["--negative", "--seed", "7"])):
         _invoke("train-control", "--source", str(source), "--data", data, "--heads-data", original, *kind,
                 "--out", str(tmp_path / "controls" / name), "--metrics", str(tmp_path / f"{name}.json"),
                 "--run-id", str(tmp_path / "runs" / f"{name}.json"), "--checkpoint", str(tmp_path / f"{name}.ckpt"),
@@ -60,8 +61,10 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
             "--source-runs", str(tmp_path / "runs"), "--params", str(params))
     rows = json.loads((tmp_path / "c.json").read_text())
     assert [(r["control"], r["check"]) for r in rows][:2] == [("suppress_au14", "plant_took"), ("suppress_au14", "recall_dropped")]
-    assert {r["control"] for r in rows} == {"suppress_au14", "negative"}
-    assert set(json.loads((tmp_path / "s.json").read_text())) == {"suppress_au14", "negative"}
+    names = {"suppress_au14", "negative", "negative_seed7", "all_negatives"}
+    assert {r["control"] for r in rows} == names and set(json.loads((tmp_path / "s.json").read_text())) == names
+    assert all(r["runs"] == 2 for r in rows if r["control"] == "all_negatives")
+    assert json.loads((tmp_path / "runs" / "negative_seed7.json").read_text())  # its own MLflow run
     for name in ("verdicts.md", "recall.csv", "probes.csv", "analyses.json", "contrast_maps.npz", "suppress_au14_contempt.png"):
         assert (out / name).is_file(), name
 
@@ -81,3 +84,9 @@ def test_train_control_rejects_a_set_that_is_not_the_original_without_the_au(tmp
                                     "--run-id", "r.json", "--params", str(tmp_path / "params.yaml")])
     text = re.sub(r"[│╭╮╰╯─\s]+", " ", both.output)  # the rich error box wraps the message
     assert both.exit_code != 0 and "exactly one of --suppressed-au N and --negative" in text
+
+    seed = CliRunner().invoke(app, ["train-control", "--source", "x.pt", "--data", data, "--heads-data", data,
+                                    "--negative", "--seed", "8", "--out", "o", "--metrics", "m.json",
+                                    "--run-id", "r.json", "--params", str(tmp_path / "params.yaml")])
+    text = re.sub(r"[│╭╮╰╯─\s]+", " ", seed.output)
+    assert seed.exit_code != 0 and "one of controls.extra_negative_seeds [7]" in text

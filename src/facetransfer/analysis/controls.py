@@ -3,7 +3,7 @@
 Positive control `suppress_au<N>`: the emotion model fine-tuned on the AffectNet-like
 training set re-rendered without AU N, so it has a known reason to stop using AU N.
 Negative control `negative`: the same fine-tuning on the unmodified set with another
-seed, so nothing was planted. Every model (the source too) has its head retrained on
+seed, so nothing was planted (more seeds: `negative_seed<s>`, summed up as `all_negatives`). Every model (the source too) has its head retrained on
 unmodified data, as the study's models do; then the study's analyses compare the
 source ("reference") with each control and `verdicts` says which checks passed.
 """
@@ -29,6 +29,11 @@ NEGATIVE = "negative"
 
 def control_name(au: int) -> str:
     return f"suppress_au{au}"
+
+
+def negative_name(seed: int) -> str:
+    """A further negative control (controls.extra_negative_seeds)."""
+    return f"{NEGATIVE}_seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -221,10 +226,33 @@ def with_ground_truth(row: dict, maps_reference: np.ndarray, maps_model: np.ndar
     return row
 
 
+NEGATIVE_CHECKS = ("recall_flags_nothing", "saliency_flags_nothing", "reverse_contrast_flags_nothing",
+                   "concept_probes_flag_nothing")
+ALL_NEGATIVES = Control("all_negatives")
+
+
+def across_negatives(rows: list[dict], negatives: list[str], alpha: float) -> list[dict]:
+    """One row per negative check over the negative controls `negatives`: how many runs flagged anything,
+    and how many of the ranking flags the ground truth confirms (`with_ground_truth`: the model looks
+    less at that AU's region on every image showing it, Wilcoxon p < alpha). An unconfirmed flag is a
+    false alarm; a confirmed one is a real change that nobody planted."""
+    out = []
+    for check in NEGATIVE_CHECKS:
+        mine = [r for r in rows if r["control"] in negatives and r["check"] == check]
+        flags = [{"run": r["control"], **f} for r in mine for f in r.get("flagged", [])]
+        judged = [f for f in flags if "all_images_pvalue" in f]
+        confirmed = [f for f in judged if f["all_images_shift"] > 0 and f["all_images_pvalue"] < alpha]
+        out.append(_row(ALL_NEGATIVES, check, all(r["passed"] for r in mine), runs=len(mine),
+                        runs_flagging=sum(not r["passed"] for r in mine), flags=len(flags), flags_judged=len(judged),
+                        flags_confirmed_by_ground_truth=len(confirmed), flagged=flags))
+    return out
+
+
 def verdict_table(rows: list[dict]) -> pd.DataFrame:
     """One line per verdict row for CSV / Markdown: control, check, pass/fail and the key numbers as text."""
     def flag(f: dict) -> str:
-        where = "/".join(([f["cls"]] if "cls" in f else []) + ([f"AU{f['au']}"] if "au" in f else []))
+        where = "/".join(([f["run"]] if "run" in f else []) + ([f["cls"]] if "cls" in f else [])
+                         + ([f"AU{f['au']}"] if "au" in f else []))
         text = f"{where} (p {min(v for k, v in f.items() if k.startswith(('pvalue', 'corrected'))):.2g}"
         if "all_images_shift" in f:
             text += f"; all images showing it: {f['all_images_shift']:+.3f}, p {f['all_images_pvalue']:.2g}"
@@ -307,4 +335,7 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
             probe = next(p for p in mine if p["au"] == c.au)
             verdicts += positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,
                                           planted[c.name], cfg.alpha)
+    negatives = [c.name for c in controls if c.au is None]
+    if len(negatives) > 1:
+        verdicts += across_negatives(verdicts, negatives, cfg.alpha)
     return ControlsResult(recall, mcnemar, rankings, contrast, reverse, planted, probes, verdicts)

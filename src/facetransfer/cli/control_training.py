@@ -38,6 +38,7 @@ def train_control(
     heads_data: Annotated[Path, typer.Option(help="Unmodified prepared AffectNet(-like): the head is retrained and tested on it.")],
     suppressed_au: Annotated[int | None, typer.Option(help="Positive control: --data is --heads-data re-rendered without this AU.")] = None,
     negative: Annotated[bool, typer.Option(help="Negative control: --data unmodified, seed controls.negative_seed.")] = False,
+    seed: Annotated[int | None, typer.Option(help="With --negative: one of controls.extra_negative_seeds instead (control negative_seed<N>).")] = None,
     checkpoint: CheckpointOption = Path("checkpoints/control.pt"),
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -45,7 +46,7 @@ def train_control(
 
     Writes fine_tuned.pt, model.pt (head retrained) and test_predictions.csv into --out.
     """
-    from facetransfer.analysis.controls import NEGATIVE, control_name
+    from facetransfer.analysis.controls import NEGATIVE, control_name, negative_name
     from facetransfer.cli.train import _finish
     from facetransfer.data.labels import EMOTIONS
     from facetransfer.training import stages
@@ -54,8 +55,11 @@ def train_control(
         if negative == (suppressed_au is not None):
             raise typer.BadParameter("give exactly one of --suppressed-au N and --negative", param_hint="--negative")
         cfg = load_section(params, "controls")
-        fine = cfg.fine_tune.model_copy(update={"seed": cfg.negative_seed} if negative else {})
-        name = NEGATIVE if negative else control_name(suppressed_au)
+        if seed is not None and (not negative or seed not in cfg.extra_negative_seeds):
+            raise typer.BadParameter(f"only with --negative, and one of controls.extra_negative_seeds "
+                                     f"{list(cfg.extra_negative_seeds)}", param_hint="--seed")
+        fine = cfg.fine_tune.model_copy(update={"seed": cfg.negative_seed if seed is None else seed} if negative else {})
+        name = (NEGATIVE if seed is None else negative_name(seed)) if negative else control_name(suppressed_au)
         if not negative:
             _check_data(data, heads_data, suppressed_au)
         tags = tracking.run_tags("train_control", Path.cwd(), control=name)

@@ -106,6 +106,7 @@ def controls(
         device = str(resolve_device(cfg.device))
         planned = [core.Control(core.control_name(au), au, cfg.dependent_class[au]) for au in cfg.suppress_aus]
         planned.append(core.Control(core.NEGATIVE))
+        planned += [core.Control(core.negative_name(seed)) for seed in cfg.extra_negative_seeds]
         test, probe_data = load_test_images(data), load_probe_images(ckplus)
         models, predictions = _load_controls(controls_dir, [c.name for c in planned])
         typer.echo("controls: retraining the source model's head", err=True)

@@ -72,6 +72,18 @@ def test_a_partial_study_names_what_is_missing(tmp_path):
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page and "<link" not in page
 
 
+
+def test_localisation_skipped_on_real_data_is_said_not_tabled(tmp_path):
+    paths = _fake_study(tmp_path)
+    (paths.metrics / "localisation.json").write_text('{"skipped": "no ground-truth AU labels"}')
+    page, missing = build_report(paths, ReportConfig(), "seed: 1\n", {"git commit": "abc"})
+    assert "Skipped: no ground-truth AU labels." in page and str(paths.metrics / "localisation.json") not in missing
+    (paths.metrics / "localisation.json").write_text(
+        '{"freeze0": {"n_images": 3, "lrp": {"relevance_mass_accuracy": 0.25}, "gradcam": {"dice": 0.5}}}')
+    page, _ = build_report(paths, ReportConfig(), "seed: 1\n", {"git commit": "abc"})
+    assert "LRP relevance mass accuracy" in page and "Grad-CAM dice" in page
+
+
 @needs_chromium
 def test_the_page_renders_in_headless_chromium(tmp_path):
     paths = _fake_study(tmp_path)

@@ -516,7 +516,7 @@ class ControlsConfig(Frozen):
     fine_tune: ControlFineTune = ControlFineTune()
     negative_seed: int = Field(2023, ge=0)  # the negative control: same fine-tuning, unmodified data, this seed
     # More negative controls (negative_seed<s>): how often does each analysis flag something when nothing was planted?
-    extra_negative_seeds: tuple[int, ...] = ()
+    extra_negative_seeds: tuple[int, ...] = (2024, 2025)
     head: RetrainEmotionConfig = RetrainEmotionConfig()  # every model's head retrained on unmodified data, as the study
     probe_aus: tuple[int, ...] = (14, 5, 4, 6, 12)
     upper_face_aus: tuple[int, ...] = (5,)

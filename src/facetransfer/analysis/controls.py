@@ -3,7 +3,8 @@
 Positive control `suppress_au<N>`: the emotion model fine-tuned on the AffectNet-like
 training set re-rendered without AU N, so it has a known reason to stop using AU N.
 Negative control `negative`: the same fine-tuning on the unmodified set with another
-seed, so nothing was planted (more seeds: `negative_seed<s>`, summed up as `all_negatives`). Every model (the source too) has its head retrained on
+seed, so nothing was planted (more seeds: `negative_seed<s>`, summed up as
+`all_negatives`). Every model (the source too) has its head retrained on
 unmodified data, as the study's models do; then the study's analyses compare the
 source ("reference") with each control and `verdicts` says which checks passed.
 """

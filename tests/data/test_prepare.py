@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from facetransfer.cli import app
 from facetransfer.config import PrepareConfig, load_section
+from facetransfer.data.labels import ACTION_UNITS
 from facetransfer.data.prepare import Sample, process
 
 from tests.conftest import SMOKE_PARAMS
@@ -134,3 +136,80 @@ def test_npy_stream_round_trips_and_checks_counts(tmp_path):
     short.write(np.zeros(3))
     with pytest.raises(RuntimeError, match="wrote 1 rows, header says 2"):
         short.close()
+
+
+def test_footprints_are_stored_beside_the_landmark_regions(prepared):
+    for name in ("affectnet", "ckplus"):
+        folder = prepared / name
+        index = pd.read_csv(folder / "index.csv")
+        footprints = np.load(folder / "footprints.npy", mmap_mode="r")
+        assert footprints.shape == np.load(folder / "masks.npy", mmap_mode="r").shape
+        scored = index["mask_row"] >= 0
+        assert index.loc[scored, "footprint"].all() and not index.loc[~scored, "footprint"].any()
+        assert json.loads((folder / "meta.json").read_text())["footprint_rows"] == scored.sum()
+        # An AU's footprint is empty exactly when the image does not show it (or shows it invisibly).
+        table = index[scored]
+        bits = np.unpackbits(footprints[table["mask_row"].to_numpy()], axis=-1).any(axis=(2, 3))  # (n, A)
+        shown = table[[f"gt_au_{au}" for au in ACTION_UNITS]].to_numpy() > 0
+        assert not (bits & ~shown).any() and (bits[shown]).mean() > 0.95
+    assert not (prepared / "unbc" / "footprints.npy").exists()
+
+
+def test_a_cropped_footprint_holds_every_crop_pixel_that_changes(smoke_benchmark, prepared):
+    # Rendered (not JPEG-encoded) image and counterfactual, cropped as prepare crops: every changed crop
+    # pixel lies in the cropped footprint, and the stored footprint is that crop of the native one.
+    from facetransfer.config import SynthConfig
+    from facetransfer.data import counterfactuals
+    from facetransfer.data.crops import crop_resize, face_box_from_landmarks
+    from facetransfer.data.synth.datasets import build_affectnet
+    from facetransfer.data.synth.render import render
+    from PIL import Image
+
+    items = {i.rel_path: i for i in build_affectnet(SynthConfig().smoke()) if i.meta["split"] == "validation"}
+    found = counterfactuals.read(smoke_benchmark / "affectnet")
+    index = pd.read_csv(prepared / "affectnet" / "index.csv").set_index("rel_path")
+    stored = np.load(prepared / "affectnet" / "footprints.npy", mmap_mode="r")
+    checked = 0
+    for row in found.index.itertuples():
+        item = items[row.image]
+        image, landmarks = render(item.scene)
+        without, _ = render(replace(item.scene, expression=item.scene.expression.without((row.au,))))
+        box = face_box_from_landmarks(landmarks)
+        crop = lambda a: np.asarray(crop_resize(Image.fromarray(a), box, 64), np.int16)  # noqa: E731
+        changed = (crop(image) != crop(without)).any(axis=-1)
+        footprint = counterfactuals.footprint_in_crop(found.footprints[row.footprint], image.shape[1], box, 64)
+        assert not (changed & ~footprint).any()
+        assert footprint.sum() <= 4 * max(changed.sum(), 1) + 40  # a 1-2 px rim, not a region
+        mask_row = index.loc[row.image, "mask_row"]
+        kept = np.unpackbits(stored[mask_row, ACTION_UNITS.index(row.au)], axis=-1).astype(bool)
+        np.testing.assert_array_equal(kept, footprint)
+        checked += 1
+        if checked == 12:
+            break
+
+
+def test_counterfactual_test_images_differ_from_the_originals_only_in_the_footprint(prepared):
+    folder = prepared / "affectnet"
+    cf = pd.read_csv(folder / "counterfactuals.csv")
+    test = pd.read_csv(folder / "test.csv").set_index("row")
+    images = np.load(folder / "counterfactual_images.npy", mmap_mode="r")
+    assert len(images) == len(cf) == json.loads((folder / "meta.json").read_text())["counterfactual_images"]
+    assert set(cf["row"]) <= set(test.index) and (cf["image_row"] == np.arange(len(cf))).all()
+    originals = np.load(folder / "images.npy", mmap_mode="r")
+    footprints = np.load(folder / "footprints.npy", mmap_mode="r")
+    outside = inside = 0
+    for row in cf.itertuples():
+        moved = np.abs(originals[row.row].astype(int) - images[row.image_row].astype(int)).max(-1) > 8  # past JPEG noise
+        fp = np.unpackbits(footprints[test.loc[row.row, "mask_row"], ACTION_UNITS.index(row.au)], axis=-1).astype(bool)
+        outside += int((moved & ~fp).sum())
+        inside += int((moved & fp).sum())
+    assert inside > 20 * outside
+
+
+def test_counterfactuals_with_a_bad_index_are_a_one_line_error(smoke_benchmark, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(smoke_benchmark / "ckplus", data / "ckplus")
+    index = data / "ckplus" / "counterfactuals" / "index.csv"
+    index.write_text(index.read_text().replace("\n", "\n", 1).replace(",0,", ",99999,", 1))
+    result = _prepare(data, tmp_path / "out", "--datasets", "ckplus", "--metrics", str(tmp_path / "m.json"))
+    assert result.exit_code == 2 and "index.csv" in result.output and "footprint" in result.output

@@ -162,3 +162,107 @@ def test_paper_resolution_works_end_to_end(tmp_path):
     assert image.shape == (336, 336, 3) and (lm > 0).all() and (lm < 336).all()
     out = process(Sample(None, pixels=image, box=face_box_from_landmarks(lm), landmarks=lm, masked=True), 224)
     assert out.image.shape == (224, 224, 3) and out.masks.shape == (17, 224, 28)
+
+
+def _draws(emotion: str, n: int = 3000) -> list[Expression]:
+    from facetransfer.data.synth.sampling import sample_expression
+
+    rng = np.random.default_rng(15)
+    return [sample_expression(rng, emotion, strength=(0.45, 1.0)) for _ in range(n)]
+
+
+def _one_sided(e: Expression, au: int) -> bool:
+    return e.intensity(au) > 0 and e.side(au) in ("left", "right")
+
+
+def test_contempt_needs_au14_half_of_it_alone():
+    draws = _draws("contempt")
+    assert all(_one_sided(e, 14) for e in draws)  # every contempt face has a one-sided AU14
+    alone = np.mean([e.intensity(12) == 0 for e in draws])
+    assert 0.45 < alone < 0.55
+    with_12 = [e for e in draws if e.intensity(12) > 0]
+    assert all(_one_sided(e, 12) and e.side(12) == e.side(14) for e in with_12)
+
+
+def test_a_one_sided_au12_is_no_shortcut_to_contempt():
+    happy = _draws("happy")
+    asymmetric = [e for e in happy if _one_sided(e, 12)]
+    assert 0.2 <= len(asymmetric) / len(happy) <= 0.3
+    assert all(e.intensity(14) == 0 for e in asymmetric)  # an asymmetric smile has no AU14
+    assert 0.3 < np.mean([e.intensity(6) > 0 for e in asymmetric]) < 0.7  # AU6 optional
+    for emotion in ("neutral", "sad", "surprise", "fear", "disgust", "anger"):
+        assert not any(_one_sided(e, 12) or _one_sided(e, 14) for e in _draws(emotion, 500)), emotion
+
+
+def test_part_of_surprise_has_au5_as_its_only_upper_face_cue():
+    draws = _draws("surprise")
+    variant = [e for e in draws if e.intensity(1) == 0 and e.intensity(2) == 0]  # 5+26, or 1+2+5+26 that lost both
+    assert 0.35 < len(variant) / len(draws) < 0.45
+    assert np.mean([e.intensity(5) > 0 and e.intensity(26) > 0 for e in variant]) > 0.97
+    upper = {1, 2, 4, 5, 6, 7, 43}
+    alone = [set(e.intensities) & upper == {5} for e in variant]
+    assert np.mean(alone) > 0.8  # the rest carry a distractor AU4, 6 or 7
+
+
+def test_pain_data_keep_no_au5_au12_or_au14():
+    from facetransfer.data.synth.datasets import build_unbc
+
+    for item in build_unbc(SynthConfig().smoke()):
+        assert not {5, 12, 14} & set(item.scene.expression.intensities)
+
+
+def test_au14_is_as_visible_as_au5():
+    # bench/au_footprints.py measures this over 48 identities; here 12 keep the suite fast.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("au_footprints", Path(__file__).parents[2] / "bench" / "au_footprints.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(5)
+    counts: dict[str, list[int]] = {"AU5": [], "AU14": [], "AU12": []}
+    for k in range(12):
+        identity, pose = sample_identity(rng), bench.wild_pose(rng, 96, 0.55 * 96)
+        nuisance = bench.wild_nuisance(rng, k)
+        side = "left" if k % 2 else "right"
+        for au in counts:
+            scene = Scene(identity, Expression({au: 3.0}, {au: side} if au != 5 else {}), pose, nuisance, 96)
+            counts[au].append(bench.changed_pixels(scene, (au,)))
+    assert np.median(counts["AU14"]) >= 0.8 * np.median(counts["AU5"])
+    assert np.median(counts["AU12"]) >= 0.5 * np.median(counts["AU5"])
+
+
+def test_footprints_are_exactly_the_pixels_that_change(smoke_data):
+    from facetransfer.data import counterfactuals
+    from facetransfer.data.synth.datasets import build_ckplus
+
+    peaks = [item for item in build_ckplus(SynthConfig().smoke()) if item.meta["peak"]]
+    found = counterfactuals.read(smoke_data / "ckplus")
+    assert len(found.index) == sum(len(item.scene.expression.intensities) for item in peaks)
+    keys = [item.rel_path for item in peaks]
+    by_image = dict(zip(keys, found.by_image(pd.Series(keys), [set(i.scene.expression.intensities) for i in peaks])))
+    for item in peaks[:6]:
+        image, _ = render(item.scene)
+        for au, packed in by_image[item.rel_path]:
+            without, _ = render(Scene(item.scene.identity, item.scene.expression.without((au,)), item.scene.pose,
+                                      item.scene.nuisance, item.scene.size, item.scene.grey))
+            footprint = np.unpackbits(packed, axis=-1, count=image.shape[1]).astype(bool)
+            np.testing.assert_array_equal(footprint, image != without)
+
+
+def test_counterfactual_test_images_are_the_test_images_without_one_au(smoke_data):
+    from PIL import Image
+
+    from facetransfer.data import counterfactuals
+
+    root = smoke_data / "affectnet"
+    found = counterfactuals.read(root)
+    test = affectnet.read(root, "validation")
+    shows = pd.read_csv(root / "groundtruth.csv").set_index("image").filter(like="au_").gt(0).any(axis=1)
+    assert set(found.index["image"]) == {p for p in test["rel_path"] if shows[p]}  # every test image showing an AU
+    assert (found.index["path"] != "").all()
+    row = found.index.iloc[0]
+    original = np.asarray(Image.open(root / "Manually_Annotated_Images" / row["image"]), np.int16)
+    without = np.asarray(Image.open(root / counterfactuals.FOLDER / row["path"]), np.int16)
+    footprint = np.unpackbits(found.footprints[row["footprint"]], axis=-1, count=original.shape[1]).astype(bool)
+    assert footprint.any() and (np.abs(original - without).max(-1)[footprint] > 0).mean() > 0.5
+    assert not (counterfactuals.FOLDER in {p.name for p in (smoke_data / "unbc").iterdir()})

@@ -5,6 +5,10 @@ Layout of prepared/<dataset>/ (N = rows kept, S = image_size):
   landmarks.npy   (N, 68, 2) float32 in crop pixels, NaN where the dataset has none
   masks.npy       (M, 17, S, ceil(S/8)) uint8: AU region masks of the rows in `prepare.mask_splits`
                   (index.csv column mask_row, -1 for none), bits packed along the width
+  footprints.npy  synthetic data only, rows as masks.npy: each AU's counterfactual footprint in the crop
+                  (data/counterfactuals.py; index.csv column footprint says which rows have them)
+  counterfactual_images.npy + counterfactuals.csv   synthetic AffectNet only: the test images again
+                  with one AU off (row: the original's row, au, image_row: the row of the .npy)
   upper.npy       CK+ only: images with the face below the nose blanked (AU5 vs AU26 control)
   index.csv       one row per array row: labels, AU columns, split, source path
   train.csv / val.csv / test.csv (CK+: all.csv)   the split lists (rows of index.csv)
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +31,9 @@ from PIL import Image, UnidentifiedImageError
 
 from facetransfer import __version__
 from facetransfer.config import PrepareConfig
-from facetransfer.data import affectnet, ckplus, ferplus, unbc
+from facetransfer.data import affectnet, ckplus, counterfactuals, ferplus, unbc
 from facetransfer.data.crops import crop_resize, face_box_from_landmarks, landmarks_in_crop
+from facetransfer.data._files import DatasetRoot
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, CKPLUS_TO_AFFECTNET, EMOTIONS, FERPLUS_TO_AFFECTNET
 from facetransfer.data.regions import au_region_masks, landmarks_66_to_68
@@ -48,6 +53,7 @@ class Sample:
     landmarks: np.ndarray | None = None  # (68, 2) in source pixels
     upper_cut: float | None = None  # CK+: blank below this fraction from nose tip to upper lip
     masked: bool = False  # compute AU region masks (needs landmarks)
+    footprints: counterfactuals.Footprints | None = None  # synthetic: native footprints, cropped when masked
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class Processed:
     landmarks: np.ndarray  # (68, 2) float32, NaN if unknown
     masks: np.ndarray | None  # (17, S, ceil(S/8)) packed bits
     upper: np.ndarray | None  # (S, S, 3) uint8
+    footprints: np.ndarray | None = None  # (17, S, ceil(S/8)) packed bits
     error: str | None = None  # set when the image could not be read and errors are skipped
 
 
@@ -79,18 +86,20 @@ def process(sample: Sample, size: int, skip_errors: bool = False) -> Processed:
         if not skip_errors:
             raise
         blank = np.zeros((size, size, 3), np.uint8)
-        return Processed(blank, np.full((68, 2), np.nan, np.float32), None, None, str(err))
+        return Processed(blank, np.full((68, 2), np.nan, np.float32), None, None, error=str(err))
     box = sample.box or (0, 0, image.width, image.height)
     crop = np.asarray(crop_resize(image, box, size))
     lm = np.full((68, 2), np.nan, np.float32)
-    packed = upper = None
+    packed = upper = footprints = None
     if sample.landmarks is not None:
         lm = landmarks_in_crop(sample.landmarks, box, size).astype(np.float32)
         if sample.masked:
             packed = np.packbits(au_region_masks(lm, size, size), axis=-1)
+    if sample.masked and sample.footprints is not None:
+        footprints = counterfactuals.crop_footprints(sample.footprints, image.width, box, size)
     if sample.upper_cut is not None:
         upper = _blank_lower_face(crop, lm, sample.upper_cut)
-    return Processed(crop, lm, packed, upper)
+    return Processed(crop, lm, packed, upper, footprints=footprints)
 
 
 def _blank_lower_face(image: np.ndarray, lm: np.ndarray, cut: float) -> np.ndarray:
@@ -160,6 +169,9 @@ def write_arrays(folder: Path, samples: list[Sample], cfg: PrepareConfig, name: 
     landmarks = NpyStream(folder / "landmarks.npy", np.float32, (n, 68, 2))
     masks = NpyStream(folder / "masks.npy", np.uint8, (int(masked.sum()), len(ACTION_UNITS), s, (s + 7) // 8)) \
         if masked.any() else None
+    # Footprints share the masks' rows; rows without any (none rendered) stay empty.
+    footprints = NpyStream(folder / "footprints.npy", np.uint8, masks.shape) \
+        if masks is not None and any(smp.footprints is not None for smp in samples) else None
     upper = NpyStream(folder / "upper.npy", np.uint8, (n, s, s, 3)) \
         if any(smp.upper_cut is not None for smp in samples) else None
     worker = _Worker(s, cfg.missing_images == "skip")
@@ -169,15 +181,37 @@ def write_arrays(folder: Path, samples: list[Sample], cfg: PrepareConfig, name: 
         landmarks.write(out.landmarks)
         if masked[k]:
             masks.write(out.masks)
+            if footprints is not None:
+                footprints.write(out.footprints)
         if upper is not None:
             upper.write(out.upper)
         errors.append(out.error)
         if progress and ((k + 1) % 500 == 0 or k + 1 == n):
             progress(name, k + 1, n)
-    for stream in (images, landmarks, masks, upper):
+    for stream in (images, landmarks, masks, footprints, upper):
         if stream is not None:
             stream.close()
     return errors, mask_rows
+
+
+def write_counterfactual_images(folder: Path, planned: list[tuple[int, int, Sample]], readable: np.ndarray,
+                                cfg: PrepareConfig, workers: int = 2) -> int:
+    """counterfactual_images.npy (K, S, S, 3) and counterfactuals.csv (row, au, image_row); returns K.
+
+    Only counterfactuals of readable rows are kept; with `missing_images: skip` an unreadable
+    counterfactual image is left out too (its original then has no counterfactual for that AU).
+    """
+    kept = [(row, au, smp) for row, au, smp in planned if readable[row]]
+    worker = _Worker(cfg.image_size, cfg.missing_images == "skip")
+    images = [out for out in _processed([smp for _, _, smp in kept], worker, workers)]
+    good = [k for k, out in enumerate(images) if out.error is None]
+    stream = NpyStream(folder / "counterfactual_images.npy", np.uint8, (len(good), cfg.image_size, cfg.image_size, 3))
+    for k in good:
+        stream.write(images[k].image)
+    stream.close()
+    pd.DataFrame({"row": [kept[k][0] for k in good], "au": [kept[k][1] for k in good],
+                  "image_row": np.arange(len(good))}).to_csv(folder / "counterfactuals.csv", index=False)
+    return len(good)
 
 
 def au_columns(aus: pd.Series) -> pd.DataFrame:
@@ -209,6 +243,8 @@ class Prepared:
     samples: list[Sample]
     splits: tuple[str, ...]
     facts: dict
+    # Synthetic AffectNet: (row of index, AU switched off, its counterfactual image) of the test rows.
+    counterfactual_images: list[tuple[int, int, Sample]] = field(default_factory=list)
 
 
 def _rel(paths: pd.Series, root: Path) -> pd.Series:
@@ -228,6 +264,17 @@ def _gt_au_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c.startswith("gt_") and c != "gt_landmarks"]]
 
 
+def _footprints(root: Path, frame: pd.DataFrame, keys: pd.Series) -> tuple:
+    """(the dataset's counterfactuals or None, per row its footprints or None).
+
+    Footprints need the AUs each image shows (groundtruth.csv): without them none are used.
+    """
+    found = counterfactuals.read(root) if "gt_au_1" in frame else None
+    if found is None:
+        return None, [None] * len(frame)
+    return found, found.by_image(keys, counterfactuals.shown_aus(frame))
+
+
 def plan_affectnet(root: Path, cfg: PrepareConfig) -> Prepared:
     seed = cfg.seed
     train = affectnet.read(root, "training", missing_images=cfg.missing_images)
@@ -237,12 +284,27 @@ def plan_affectnet(root: Path, cfg: PrepareConfig) -> Prepared:
     train = train.assign(split=stratified_split(train["label"], cfg.affectnet.val_fraction, seed))
     frame = pd.concat([train.sort_values("split", kind="stable"), test.assign(split="test")], ignore_index=True)
     frame = _join_gt(frame, read_groundtruth(root), frame["rel_path"])
-    samples = [Sample(p, box=tuple(b), landmarks=lm) for p, b, lm in zip(frame["path"], frame["face_box"], frame["landmarks"])]
+    found, footprints = _footprints(root, frame, frame["rel_path"])
+    samples = [Sample(p, box=tuple(b), landmarks=lm, footprints=f)
+               for p, b, lm, f in zip(frame["path"], frame["face_box"], frame["landmarks"], footprints)]
     index = pd.concat([frame[["split", "label", "rel_path", "valence", "arousal"]]
                        .assign(emotion=frame["label"].map(lambda k: EMOTIONS[k])), _gt_au_frame(frame)], axis=1)
     facts = {"training_" + k: v for k, v in dup_train.items()} | {"validation_" + k: v for k, v in dup_test.items()}
     facts["skipped_images"] = train.attrs.get("skipped_images", 0) + test.attrs.get("skipped_images", 0)
-    return Prepared(index, samples, ("train", "val", "test"), facts)
+    images = _counterfactual_images(root, found, frame) if found else []
+    return Prepared(index, samples, ("train", "val", "test"), facts, images)
+
+
+def _counterfactual_images(root: Path, found: counterfactuals.Counterfactuals, frame: pd.DataFrame) -> list:
+    """(row, AU, Sample) of every kept counterfactual test image, cropped with its original's face box."""
+    dataset = DatasetRoot(root / counterfactuals.FOLDER)
+    out = []
+    for row, (split, box, paths) in enumerate(zip(frame["split"], frame["face_box"], found.paths(frame["rel_path"]))):
+        if split != "test":
+            continue
+        for au, path in sorted(paths.items()):
+            out.append((row, au, Sample(str(dataset.resolve(path)), box=tuple(box))))
+    return out
 
 
 def plan_unbc(root: Path, cfg: PrepareConfig) -> Prepared:
@@ -272,8 +334,9 @@ def plan_ckplus(root: Path, cfg: PrepareConfig) -> Prepared:
     peaks = ckplus.read(root, missing_images=cfg.missing_images)
     rel = _rel(peaks["path"], root)
     frame = _join_gt(peaks, read_groundtruth(root), rel)
-    samples = [Sample(p, box=face_box_from_landmarks(lm), landmarks=lm, upper_cut=cfg.ckplus.upper_face_cut)
-               for p, lm in zip(frame["path"], frame["landmarks"])]
+    _, footprints = _footprints(root, frame, rel)
+    samples = [Sample(p, box=face_box_from_landmarks(lm), landmarks=lm, upper_cut=cfg.ckplus.upper_face_cut,
+                      footprints=f) for p, lm, f in zip(frame["path"], frame["landmarks"], footprints)]
     label = frame["emotion"].map(lambda c: -1 if pd.isna(c) else CKPLUS_TO_AFFECTNET[int(c)])
     index = pd.concat([frame[["subject", "sequence", "frame"]]
                        .assign(split="all", emotion_code=frame["emotion"], label=label, rel_path=rel),
@@ -309,7 +372,10 @@ def prepare_dataset(name: str, data_root: Path, out_root: Path, cfg: PrepareConf
         index.insert(0, "row", np.arange(len(index)))
         index["mask_row"] = mask_rows
         index["readable"] = [e is None for e in errors]
+        index["footprint"] = (mask_rows >= 0) & np.array([smp.footprints is not None for smp in samples], bool)
         index.to_csv(tmp / "index.csv", index=False)
+        n_counterfactual = write_counterfactual_images(tmp, plan.counterfactual_images, index["readable"].to_numpy(),
+                                                       cfg, workers) if plan.counterfactual_images else 0
         counts = {}
         for split in plan.splits:
             rows = index[(index["split"] == split) & index["readable"]]
@@ -319,6 +385,7 @@ def prepare_dataset(name: str, data_root: Path, out_root: Path, cfg: PrepareConf
         meta = {"dataset": name, "rows": len(index), "splits": counts, "image_size": cfg.image_size,
                 "action_units": list(ACTION_UNITS), "emotions": list(EMOTIONS), "config": cfg.model_dump(mode="json"),
                 "unreadable_images": len(unreadable), "unreadable_examples": unreadable[:10],
+                "footprint_rows": int(index["footprint"].sum()), "counterfactual_images": n_counterfactual,
                 "facts": plan.facts, "facetransfer_version": __version__}
         write_json_atomic(tmp / "meta.json", meta)
     return meta

@@ -42,6 +42,9 @@ class Item:
     scene: Scene
     fmt: str  # "jpg", "png" or "pixels" (returned, not written)
     meta: dict = field(default_factory=dict)
+    # Where explanations are scored, each AU shown is also switched off alone and the changed pixels
+    # recorded (its footprint): "footprints", or "images" to keep the counterfactual images as well.
+    counterfactual: str = ""
 
 
 def _canvas(cfg: SynthConfig) -> int:
@@ -86,6 +89,7 @@ def build_affectnet(cfg: SynthConfig) -> list[Item]:
             fmt="jpg",
             meta={"split": split, "label": label, "emotion": shown if emotion != "none" else None,
                   "valence": float(valence), "arousal": float(arousal)},
+            counterfactual="images" if split == "validation" and label < len(EMOTIONS) else "",
         ))
     return items
 
@@ -197,6 +201,7 @@ def build_ckplus(cfg: SynthConfig) -> list[Item]:
                           "emotion_code": code if is_peak else None, "aus": dict(frame.intensities),
                           "emotion": EMOTIONS[CKPLUS_TO_AFFECTNET[code]] if code is not None else None,
                           "not_given": sorted(not_given) if is_peak else []},
+                    counterfactual="footprints" if is_peak else "",
                 ))
     return items
 

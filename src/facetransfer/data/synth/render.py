@@ -233,10 +233,15 @@ def _au12(pen, a, sides, dark, light, alpha):
 
 
 def _au14(pen, a, sides, dark, light, alpha):
+    # The dimpler: a deep crescent just beyond the tightened lip corner, a pit in it, and the bulge of
+    # skin pressed out beside it. As large as AU5's lid cue (issue 15), and unlike AU12 it pulls nothing up.
     for sx in sides:
-        c = a[_mirror(sx, 48)] + (sx * 0.045, 0.0)
+        corner = a[_mirror(sx, 48)]
+        pen.polygon(ellipse(corner[0] + sx * 0.105, corner[1] + 0.005, 0.055, 0.085, 16), light, int(alpha * 0.9))
+        c = corner + (sx * 0.055, 0.0)
         start = -0.5 * np.pi if sx > 0 else 0.5 * np.pi  # the crescent opens towards the lip corner
-        pen.line(ellipse(c[0], c[1], 0.012, 0.028, 9, start, start + np.pi), dark, 0.012, alpha)
+        pen.line(ellipse(c[0], c[1], 0.028, 0.075, 11, start, start + np.pi), dark, 0.022, alpha)
+        pen.polygon(ellipse(c[0], c[1], 0.016, 0.018, 8), dark, alpha)
 
 
 def _au15(pen, a, sides, dark, light, alpha):

@@ -1,4 +1,4 @@
-"""Contact sheets: a grid of samples per class, and a panel of AU-region overlays.
+"""Contact sheets: a grid of samples per class, a panel of AU-region overlays, and one of AU footprints.
 
 They exist so a person can see what the data is before trusting any number
 computed on it.
@@ -94,7 +94,39 @@ def region_sheet(name: str, items: list[Item], landmarks: list, root: Path, pixe
     return _grid(rows, f"{name} AU regions: {columns}", columns=1 + len(OVERLAY_AUS))
 
 
-def write_contact_sheets(folder: Path, name: str, items: list[Item], landmarks: list, pixels: list, root: Path) -> None:
+FOOTPRINT_COLUMNS = 6
+
+
+def footprint_sheet(name: str, items: list[Item], counterfactuals: list, root: Path, pixels: list) -> Image.Image | None:
+    """Rows: images with counterfactuals, one per class; columns: the image, then each AU it shows with its
+    footprint (the pixels that change when that AU alone is off) tinted red. None when no item has any."""
+    rows, seen = [], set()
+    for k, (item, found) in enumerate(zip(items, counterfactuals)):
+        label = item.meta.get("emotion") or "no label"
+        if not found or label in seen:
+            continue
+        seen.add(label)
+        image = _load(item, root, name, pixels[k]).astype(float)
+        tiles = [_tile(image.astype(np.uint8))]
+        for cf in found[:FOOTPRINT_COLUMNS - 1]:
+            footprint = np.unpackbits(cf.footprint, axis=-1, count=image.shape[1]).astype(bool)
+            tinted = image.copy()
+            tinted[footprint] = 0.35 * tinted[footprint] + 0.65 * _TINT
+            tile = _tile(tinted.astype(np.uint8))
+            ImageDraw.Draw(tile).text((3, 2), f"AU{cf.au}", fill=(255, 255, 0), font=ImageFont.load_default(size=11))
+            tiles.append(tile)
+        rows.append((label, tiles))
+    if not rows:
+        return None
+    return _grid(rows, f"{name}: where each AU is (red: pixels that change when that AU alone is switched off)",
+                 columns=FOOTPRINT_COLUMNS)
+
+
+def write_contact_sheets(folder: Path, name: str, items: list[Item], landmarks: list, pixels: list, root: Path,
+                         counterfactuals: list | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     class_sheet(name, items, root, pixels).save(folder / "classes.png", compress_level=6)
     region_sheet(name, items, landmarks, root, pixels).save(folder / "regions.png", compress_level=6)
+    sheet = footprint_sheet(name, items, counterfactuals or [()] * len(items), root, pixels)
+    if sheet is not None:
+        sheet.save(folder / "footprints.png", compress_level=6)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from facetransfer.config import SynthConfig
+from facetransfer.data import counterfactuals
 from facetransfer.data.crops import face_box_from_landmarks
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS, FERPLUS_VOTE_COLUMNS
 from facetransfer.data.synth.datasets import DATASET_IDS, Item
@@ -108,6 +109,23 @@ def write_groundtruth(root: Path, items: list[Item], landmarks: list[np.ndarray]
                      *(f"{e.intensity(au):g}" for au in ACTION_UNITS), e.side(12), e.side(14),
                      ";".join(f"{v:.3f}" for v in lm.reshape(-1))])
     _write_csv(root / "groundtruth.csv", header, rows)
+
+
+COUNTERFACTUALS = counterfactuals.FOLDER  # layout: facetransfer/data/counterfactuals.py
+COUNTERFACTUAL_IMAGES = "images"  # counterfactuals/images/AU<k>/<image>: encoded as the original
+
+
+def write_counterfactuals(folder: Path, items: list[Item], rendered: list[tuple]) -> None:
+    """index.csv and footprints.npy of the items rendered with counterfactuals (nothing when there are none)."""
+    rows, footprints = [], []
+    for k, (item, found) in enumerate(zip(items, rendered)):
+        for cf in found:
+            rows.append([item.rel_path or str(k), cf.au, len(footprints), cf.path])
+            footprints.append(cf.footprint)
+    if not rows:
+        return
+    _write_csv(folder / "index.csv", counterfactuals.COLUMNS, rows)
+    np.save(folder / "footprints.npy", np.stack(footprints))
 
 
 WRITERS = {"affectnet": write_affectnet, "unbc": write_unbc, "ckplus": write_ckplus, "ferplus": write_ferplus}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from facetransfer.config import ConfigError, ControlsConfig, PrepareConfig, SynthConfig, load_section
+from facetransfer.config import ConfigError, ControlsConfig, NecessityConfig, PrepareConfig, SynthConfig, load_section
 
 from tests.conftest import REPO, SMOKE_PARAMS
 
@@ -14,6 +14,7 @@ def test_committed_params_match_the_code_defaults():
     assert load_section(REPO / "params.yaml", "synth") == SynthConfig()
     assert load_section(REPO / "params.yaml", "prepare") == PrepareConfig()
     assert load_section(REPO / "params.yaml", "controls") == ControlsConfig()
+    assert load_section(REPO / "params.yaml", "necessity") == NecessityConfig()
     assert load_section(SMOKE_PARAMS, "prepare").unbc.train_frames < PrepareConfig().unbc.train_frames
 
 

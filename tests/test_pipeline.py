@@ -133,8 +133,25 @@ def test_concept_tests_have_the_documented_layout(repo):
     assert (repo / "reports" / "concepts" / "f1_differences.png").is_file()
 
 
+def test_necessity_outputs(repo):
+    from facetransfer.data.labels import EMOTIONS
+
+    numbers = json.loads((repo / "metrics" / "necessity.json").read_text())
+    assert set(numbers) == {"emotion"} | {f"freeze{k}" for k in FREEZES}
+    for per_class in numbers.values():
+        assert set(per_class) == set(EMOTIONS) and "AU14" in per_class["contempt"] and "AU5" in per_class["surprise"]
+        for cells in per_class.values():
+            for cell in cells.values():
+                assert {"recall", "recall_without", "drop", "n_images"} <= set(cell)
+                assert np.isclose(cell["drop"], cell["recall"] - cell["recall_without"])
+    shown = _run(repo, "dvc", "metrics", "show")
+    assert "metrics/necessity_summary.json" in shown and "contempt.AU14" in shown
+    assert (repo / "reports" / "necessity" / "necessity.png").is_file()
+
+
 def test_saliency_outputs(repo):
     ranking = json.loads((repo / "saliency" / "au_ranking.json").read_text())
+    assert ranking["regions"] == "counterfactual footprints"
     assert set(ranking["pairs"]) == {f"freeze{k}" for k in range(5)}
     assert len(ranking["pairs"]["freeze0"]["contempt"]["ranking"]) == 17
     scores = json.loads((repo / "metrics" / "localisation.json").read_text())
@@ -197,7 +214,7 @@ def test_units_outputs(repo):
 
 
 POSITIVE_CHECKS = ["plant_took", "recall_dropped", "saliency_ranked_first", "reverse_contrast_ranked_first",
-                   "concept_probe_lost"]
+                   "concept_probe_lost", "necessity_fell"]
 NEGATIVE_CHECKS = ["recall_flags_nothing", "saliency_flags_nothing", "reverse_contrast_flags_nothing",
                    "concept_probes_flag_nothing"]
 
@@ -235,7 +252,8 @@ def test_controls_verdict_table(repo):
 def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
     page = repo / "report" / "index.html"
     text = page.read_text()
-    for heading in ("Table 1", "McNemar", "Concept probes", "AU ranking", "Localisation", "MobileNetV2 trainees",
+    for heading in ("Table 1", "McNemar", "What each model needs", "Concept probes", "AU ranking", "Localisation",
+                    "MobileNetV2 trainees",
                     "Arabian", "Khorrami", "planted forgetting"):
         assert heading in text, heading
     assert "not available" not in text and "missing figure" not in text

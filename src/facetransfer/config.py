@@ -9,7 +9,7 @@ was expected.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -198,6 +198,10 @@ def _lists_to_tuples(value):
 
 # --- training (issue: the transfer sweep) ---------------------------------------------------
 
+# A FreezeBk's k: how many of VGG16's five conv blocks were kept frozen from the emotion model.
+FreezeBlock = Annotated[int, Field(ge=0, le=5)]
+
+
 class ModelSpec(Frozen):
     """Architecture of the source model; pain and retrained models inherit it from the checkpoint."""
 
@@ -210,11 +214,15 @@ class ModelSpec(Frozen):
 
 
 class OptimizerSpec(Frozen):
-    """SGD, as in the paper (learning rate 0.01)."""
+    """SGD, as in the paper (learning rate 0.01), with an optional learning-rate cut on a validation plateau."""
 
     lr: float = Field(0.01, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0005, ge=0.0)
+    # Multiply the learning rate by lr_decay once validation macro recall has not improved for lr_patience
+    # epochs (torch's ReduceLROnPlateau); 1.0 keeps it constant.
+    lr_decay: float = Field(1.0, gt=0.0, le=1.0)
+    lr_patience: int = Field(3, ge=1)
 
 
 class LossSpec(Frozen):
@@ -250,7 +258,10 @@ class TrainSettings(Frozen):
 
     seed: int = Field(2022, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    epochs: int = Field(10, gt=0)
+    epochs: int = Field(10, gt=0)  # the most epochs; fewer when `patience` stops the run
+    # Stop once validation macro recall has not improved for this many epochs (0: run every epoch);
+    # the best epoch is kept either way.
+    patience: int = Field(0, ge=0)
     batch_size: int = Field(64, gt=0)
     optimizer: OptimizerSpec = OptimizerSpec()
     loss: LossSpec = LossSpec()
@@ -371,6 +382,19 @@ class SaliencyConfig(Frozen):
 SECTIONS["saliency"] = SaliencyConfig
 
 
+class NecessityConfig(Frozen):
+    """`necessity`: each model's recall per class with one AU switched off (counterfactual test images)."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    freeze_blocks: tuple[FreezeBlock, ...] = (0, 1, 2, 3, 4, 5)  # retrained FreezeBk scored beside the source model
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # of the drop's paired interval
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # a drop counts as real when its Holm-corrected p is below this
+    batch_size: int = Field(256, gt=0)
+
+
+SECTIONS["necessity"] = NecessityConfig
+
+
 class PerceptiveSpec(Frozen):
     """Perceptive masking (Schiller et al. 2020, after Blignaut 2010), scaled to the 64 px default.
 
@@ -435,15 +459,8 @@ SECTIONS["trainee"] = TraineeConfig
 class ReportConfig(Frozen):
     """`report`: what the one-page HTML report embeds."""
 
-    grid_models: tuple[int, ...] = (0,)  # FreezeBk whose LRP grids (vs the reference) are embedded; each ~2.5 MB
+    grid_models: tuple[FreezeBlock, ...] = (0,)  # FreezeBk whose LRP grids (vs the reference) are embedded; ~2.5 MB each
     ranking_top: int = Field(3, gt=0)  # AUs shown per class and model pair from the saliency ranking
-
-    @field_validator("grid_models")
-    @classmethod
-    def _blocks(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(not 0 <= k <= 5 for k in value):
-            raise ValueError(f"expected freeze block counts in 0..5, got {list(value)}")
-        return value
 
 
 SECTIONS["report"] = ReportConfig

@@ -259,3 +259,45 @@ def test_extra_negative_seeds_must_be_new_seeds(tmp_path):
     params.write_text("controls: {extra_negative_seeds: [2024, 2025]}\n")
     assert load_section(params, "controls").extra_negative_seeds == (2024, 2025)
     assert core.negative_name(2024) == "negative_seed2024"
+
+
+def test_plant_check_measures_the_shift_against_the_negative_controls():
+    rng = np.random.default_rng(3)
+    data = _test_images()
+    reference = rng.uniform(0, 1, (12, 8, 8))
+    control, negative = reference.copy(), reference.copy()
+    control[:, :, :4] *= 0.5  # the planted control looks much less at the AU's half ...
+    negative[:, :, :4] *= rng.uniform(0.85, 1.0, (12, 1, 1))  # ... a negative a little less
+    maps = {core.REFERENCE: reference, "suppress_au14": control, "negative": negative}
+    out = core.plant_check(maps, data, "suppress_au14", 14, ["negative"])
+    share = lambda m: m[:, :, :4].sum((1, 2)) / m.sum((1, 2))  # noqa: E731
+    shift_control, shift_negative = share(reference) - share(control), share(reference) - share(negative)
+    assert np.isclose(out["mean_diff"], shift_control.mean())
+    assert np.isclose(out["negative_shifts"]["negative"], shift_negative.mean())
+    assert np.isclose(out["excess_over_negatives"], (shift_control - shift_negative).mean())
+    assert np.isclose(out["pvalue_vs_negatives"], stats.wilcoxon(shift_control - shift_negative).pvalue)
+    assert core.plant_took(out, 0.05)
+    # A plant that moves relevance no more than a negative control does has not taken.
+    maps["negative"] = control
+    same = core.plant_check(maps, data, "suppress_au14", 14, ["negative"])
+    assert same["excess_over_negatives"] == 0 and not core.plant_took(same, 0.05)
+    assert core.plant_took(core.plant_check(maps, data, "suppress_au14", 14, []), 0.05)  # no negatives: shift vs 0
+
+
+def test_necessity_shift_compares_each_image_s_dependence_on_the_au():
+    # Reference: right on all 10 images, wrong on 8 of them without the AU. Control: right on 4, and
+    # without the AU still right on those 4 (it no longer needs the AU).
+    right = {core.REFERENCE: np.ones(10, bool), "c": np.arange(10) < 4, "n": np.ones(10, bool)}
+    without = {core.REFERENCE: np.arange(10) >= 8, "c": np.arange(10) < 4, "n": np.arange(10) >= 7}
+    out = core.necessity_shift(right, without, "c", ["n"])
+    assert np.isclose(out["drop_reference"], 0.8) and out["drop_control"] == 0.0
+    assert np.isclose(out["drop_negatives"]["n"], 0.7)
+    dependence = right[core.REFERENCE].astype(float) - without[core.REFERENCE] - (right["c"].astype(float) - without["c"])
+    assert np.isclose(out["pvalue"], stats.wilcoxon(dependence).pvalue) and out["pvalue"] < 0.05
+    control = core.Control("suppress_au14", 14, "contempt")
+    recall = pd.DataFrame({"contempt": [0.8, 0.6]}, index=[core.REFERENCE, "suppress_au14"])
+    planted = {"n_images": 20, "mass_reference": 0.3, "mass_control": 0.2, "mean_diff": 0.1, "pvalue": 0.001}
+    rows = core.positive_verdicts(control, {"contempt": _cell(0.2, 0.01)}, recall,
+                                  _ranking({"contempt": [(14, 0.05, 0.01)]}), _reverse({"contempt": [(14, 0.04, 0.01)]}),
+                                  _probe(14, True), planted, 0.05, out)
+    assert rows[-1]["check"] == "necessity_fell" and rows[-1]["passed"] and rows[-1]["cls"] == "contempt"

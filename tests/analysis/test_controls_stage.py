@@ -64,6 +64,11 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     names = {"suppress_au14", "negative", "negative_seed7", "all_negatives"}
     assert {r["control"] for r in rows} == names and set(json.loads((tmp_path / "s.json").read_text())) == names
     assert all(r["runs"] == 2 for r in rows if r["control"] == "all_negatives")
+    checks = {r["check"]: r for r in rows if r["control"] == "suppress_au14"}
+    assert {"plant_took", "necessity_fell"} <= set(checks)  # ground truth from footprints and counterfactual images
+    assert set(checks["plant_took"]["negative_shifts"]) == {"negative", "negative_seed7"}
+    assert checks["necessity_fell"]["cls"] == "contempt" and checks["necessity_fell"]["n_images"] > 0
+    assert json.loads((out / "analyses.json").read_text())["regions"] == "counterfactual footprints"
     assert json.loads((tmp_path / "runs" / "negative_seed7.json").read_text())  # its own MLflow run
     for name in ("verdicts.md", "recall.csv", "probes.csv", "analyses.json", "contrast_maps.npz", "suppress_au14_contempt.png"):
         assert (out / name).is_file(), name

@@ -88,3 +88,13 @@ def test_class_trade_offs_pair_pain_recall_with_one_emotions_recall():
     panel = class_trade_offs(pain, recall, ["sad"])["sad"]
     assert panel["points"]["freeze1"] == {"pain_macro_recall": 0.8, "class_recall": 0.6}
     assert panel["pareto_front"] == ["freeze0", "freeze1"]  # freeze5 is beaten by freeze1 on both axes
+
+
+def test_source_vs_reference_says_whether_head_retraining_beat_the_source(predictions):
+    from facetransfer.analysis.forgetting import source_vs_reference
+
+    source, reference = predictions[0], predictions[5]  # the "reference" is right on 4 more images
+    out = source_vs_reference(source, reference, 2, 0.95)
+    assert out["source_macro_recall"] == pytest.approx(0.8) and out["reference_macro_recall"] == 1.0
+    assert out["accuracy_difference"] == pytest.approx(4 / 20) and out["ci_low"] < 0.2 < out["ci_high"]
+    assert out["pvalue"] == pytest.approx(2 * binom.cdf(0, 4, 0.5)) and out["method"] == "exact"

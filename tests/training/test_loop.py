@@ -12,7 +12,7 @@ from facetransfer.models.vgg import build_vgg16, freeze_blocks
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
 from facetransfer.training.data import ImageDataset, build_transform, load_split
 from facetransfer.training.losses import FocalLoss
-from facetransfer.training.loop import fit, predict
+from facetransfer.training.loop import fit, plateaued, predict
 
 SETTINGS = TrainSettings(epochs=3, batch_size=8, device="cpu")
 
@@ -116,3 +116,68 @@ def test_frozen_blocks_do_not_change_during_fit(prepared):
     trained = [k for k, p in model.named_parameters() if p.requires_grad]
     assert frozen and all(torch.equal(model.state_dict()[k], before[k]) for k in frozen)
     assert any(not torch.equal(model.state_dict()[k], before[k]) for k in trained)
+
+
+def test_plateau_rule():
+    assert not plateaued(3, 0, 0)  # patience 0: never stop early
+    assert not plateaued(3, 0, 3)  # epochs 2 and 3 did not improve on epoch 1: two, not three
+    assert plateaued(4, 0, 3)
+    assert not plateaued(4, 3, 1)  # the last epoch was the best
+    assert not plateaued(0, -1, 1)  # nothing run yet
+
+
+def test_patience_stops_where_the_full_run_plateaued(prepared, tmp_path):
+    # The stopped run is the first epochs of the full run, cut where `patience` epochs brought no better score.
+    full = _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"epochs": 12}))
+    scores = [r["val_macro_recall"] for r in full.history]
+    best, stop = 0, len(scores)
+    for epoch, score in enumerate(scores):
+        if plateaued(epoch, best, 2):
+            stop = epoch
+            break
+        best = epoch if score > scores[best] else best
+    assert stop < len(scores), f"the full run never plateaued for 2 epochs: {scores}"
+    stopped = _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"epochs": 12, "patience": 2}))
+    assert stopped.epochs_run == stop and stopped.best_epoch == best
+    assert [r["val_macro_recall"] for r in stopped.history] == scores[:stop]
+    # A killed run resumed from its checkpoint stops at the same epoch.
+    checkpoint = tmp_path / "last.pt"
+
+    def crash(record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    settings = SETTINGS.model_copy(update={"epochs": 12, "patience": 2})
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_model(), prepared, settings=settings, checkpoint=checkpoint, run_key="k", on_epoch=crash)
+    resumed = _fit(_model(), prepared, settings=settings, checkpoint=checkpoint, run_key="k")
+    assert resumed.epochs_run == stop and _same(resumed.best_state, stopped.best_state)
+
+
+def test_learning_rate_is_cut_on_a_plateau_and_resumes_exactly(prepared, tmp_path):
+    optimizer = SETTINGS.optimizer.model_copy(update={"lr_decay": 0.5, "lr_patience": 1})
+    settings = SETTINGS.model_copy(update={"epochs": 8, "optimizer": optimizer})
+    full = _fit(_model(), prepared, settings=settings)
+    # The rule by hand (torch's ReduceLROnPlateau, mode max, threshold 0): cut after more than
+    # lr_patience epochs in a row without a strictly better score, then count again from zero.
+    lr, best, bad, expected = 0.01, -1.0, 0, []
+    for record in full.history:
+        if record["val_macro_recall"] > best:
+            best, bad = record["val_macro_recall"], 0
+        else:
+            bad += 1
+        if bad > 1:
+            lr, bad = lr * 0.5, 0
+        expected.append(lr)
+    assert [r["lr"] for r in full.history] == pytest.approx(expected)
+    assert min(expected) < 0.01, "no plateau in 8 epochs: the test would not test the cut"
+    checkpoint = tmp_path / "last.pt"
+
+    def crash(record):
+        if record["epoch"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(_model(), prepared, settings=settings, checkpoint=checkpoint, run_key="k", on_epoch=crash)
+    resumed = _fit(_model(seed=3), prepared, settings=settings, checkpoint=checkpoint, run_key="k")
+    assert _same(resumed.best_state, full.best_state) and [r["lr"] for r in resumed.history] == expected

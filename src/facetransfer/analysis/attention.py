@@ -37,7 +37,7 @@ def basic_subset(images: TestImages, groups: np.ndarray | None = None) -> tuple[
     """The images of the six basic emotions, labels renumbered 0..5 in BASIC order."""
     keep = np.isin(images.labels, list(_TO_BASIC))
     labels = np.array([_TO_BASIC[int(v)] for v in images.labels[keep]], dtype=np.int64)
-    subset = TestImages(images.images[keep], labels, images.rows[keep], images.present[keep], images.packed_regions[keep])
+    subset = images.subset(np.flatnonzero(keep), labels)
     return subset, None if groups is None else groups[keep]
 
 
@@ -120,8 +120,7 @@ def run_fold(init: str, attention: str, fold: int, split: tuple[np.ndarray, np.n
     torch.manual_seed(seed)  # the same head and attention init for a given fold, whatever ran before
     model = build_variant(init, attention, arch, source_state, cfg)
     losses = train(model, train_set.images[train_idx], train_set.labels[train_idx], cfg, seed, device)
-    held = TestImages(train_set.images[held_idx], train_set.labels[held_idx], train_set.rows[held_idx],
-                      train_set.present[held_idx], train_set.packed_regions[held_idx])
+    held = train_set.subset(held_idx)
     scores = {"ckplus": accuracy(model, held, cfg.batch_size, device)}
     scores |= {name: accuracy(model, data, cfg.batch_size, device) for name, data in tests.items()}
     return FoldResult(init, attention, fold, scores, localisation(model, held, cfg, device), losses)

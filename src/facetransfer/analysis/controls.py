@@ -81,23 +81,75 @@ def mcnemar_rows(predictions: dict[str, pd.DataFrame], controls: list[str], conf
     return out
 
 
-def planted_mass(maps_reference: np.ndarray, maps_control: np.ndarray, data: TestImages, au: int) -> dict:
-    """Manipulation check from ground truth: did the control stop looking at the AU?
-
-    Share of positive LRP relevance inside the AU's region, on every test image that
-    shows the AU (no selection by correctness, so no selection bias), reference vs
-    control; Wilcoxon signed-rank of the paired shares. maps_*: (N, H, W) for the true class.
-    """
+def au_shares(maps: dict[str, np.ndarray], data: TestImages, au: int) -> dict[str, np.ndarray]:
+    """model -> (n,) share of positive LRP relevance inside AU `au`'s footprint (or landmark region), on
+    every test image that shows the AU (no selection by correctness, so no selection bias)."""
     j = ACTION_UNITS.index(au)
     idx = np.flatnonzero(data.present[:, j])
     regions = data.regions(idx)  # (n, A, H, W)
-    a = region_mass(maps_reference[idx], regions)[:, j].astype(np.float64)
-    b = region_mass(maps_control[idx], regions)[:, j].astype(np.float64)
+    return {name: region_mass(m[idx], regions)[:, j].astype(np.float64) for name, m in maps.items()}
+
+
+def planted_mass(maps_reference: np.ndarray, maps_control: np.ndarray, data: TestImages, au: int) -> dict:
+    """Manipulation check from ground truth: did the control stop looking at the AU?
+
+    Share of positive LRP relevance inside the AU's footprint (`au_shares`), reference vs
+    control; Wilcoxon signed-rank of the paired shares. maps_*: (N, H, W) for the true class.
+    """
+    shares = au_shares({"a": maps_reference, "b": maps_control}, data, au)
+    a, b = shares["a"], shares["b"]
     d = a - b
     pvalue = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    return {"n_images": int(idx.size), "mass_reference": float(a.mean()) if idx.size else float("nan"),
-            "mass_control": float(b.mean()) if idx.size else float("nan"),
-            "mean_diff": float(d.mean()) if idx.size else float("nan"), "pvalue": pvalue}
+    return {"n_images": int(d.size), "mass_reference": float(a.mean()) if d.size else float("nan"),
+            "mass_control": float(b.mean()) if d.size else float("nan"),
+            "mean_diff": float(d.mean()) if d.size else float("nan"), "pvalue": pvalue}
+
+
+def plant_check(maps: dict[str, np.ndarray], data: TestImages, control: str, au: int, negatives: list[str]) -> dict:
+    """`planted_mass` of the control, and the same shift for every negative control on the same images.
+
+    Any retraining moves relevance somewhat, so "the shift is not zero" says little (the negatives
+    shift unplanted AUs too). The plant took when the control's shift is larger than the
+    negatives': `excess_over_negatives` is the control's shift minus the negatives' mean shift,
+    image by image, tested with a Wilcoxon signed-rank test (`pvalue_vs_negatives`).
+    """
+    out = planted_mass(maps[REFERENCE], maps[control], data, au)
+    if not negatives:
+        return out
+    shares = au_shares({name: maps[name] for name in [REFERENCE, control, *negatives]}, data, au)
+    shift = {name: shares[REFERENCE] - shares[name] for name in [control, *negatives]}  # (n,) each
+    excess = shift[control] - np.mean([shift[name] for name in negatives], axis=0)
+    pvalue = float(stats.wilcoxon(excess).pvalue) if np.any(excess != 0) else 1.0
+    return out | {"negative_shifts": {name: float(shift[name].mean()) for name in negatives},
+                  "excess_over_negatives": float(excess.mean()), "pvalue_vs_negatives": pvalue}
+
+
+def plant_took(planted: dict, alpha: float) -> bool:
+    """The control looks less at the AU than the reference, and (with negatives) by more than every negative does."""
+    took = planted["mean_diff"] > 0 and planted["pvalue"] < alpha
+    if "negative_shifts" in planted:
+        took = took and planted["mean_diff"] > max(planted["negative_shifts"].values()) \
+            and planted["pvalue_vs_negatives"] < alpha
+    return bool(took)
+
+
+def necessity_shift(right: dict[str, np.ndarray], right_without: dict[str, np.ndarray], control: str,
+                    negatives: list[str]) -> dict:
+    """Ground truth of what the control uses: its dependent class's recall drop without the AU against the reference's.
+
+    right / right_without: model -> (n,) booleans over the class's test images showing the AU, on the
+    originals / on the counterfactuals with the AU switched off. drop = recall - recall without; the
+    per-image dependence (right - right_without, in -1..1) of reference and control are compared
+    with a Wilcoxon signed-rank test (zeros dropped, as a sign test on the images where they differ).
+    """
+    dependence = {name: right[name].astype(float) - right_without[name].astype(float) for name in right}
+    fell = dependence[REFERENCE] - dependence[control]
+    out = {"n_images": int(fell.size), "drop_reference": float(dependence[REFERENCE].mean()),
+           "drop_control": float(dependence[control].mean()), "drop_difference": float(fell.mean()),
+           "pvalue": float(stats.wilcoxon(fell).pvalue) if np.any(fell != 0) else 1.0}
+    if negatives:
+        out["drop_negatives"] = {name: float(dependence[name].mean()) for name in negatives}
+    return out
 
 
 def reverse_contrast_ranking(maps_reference: np.ndarray, maps_model: np.ndarray, data: TestImages,
@@ -139,10 +191,11 @@ def _row(control: Control, check: str, passed: bool, **numbers) -> dict:
 
 
 def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ranking: dict, reverse: dict,
-                      probe: dict, planted: dict, alpha: float) -> list[dict]:
-    """The checks of a positive control; `planted` says whether there was anything to find.
+                      probe: dict, planted: dict, alpha: float, necessity: dict | None = None) -> list[dict]:
+    """The checks of a positive control; `planted` (and `necessity`) say whether there was anything to find.
 
-    ranking: class -> the study's AU ranking entry; reverse: class -> `reverse_contrast_ranking` rows.
+    ranking: class -> the study's AU ranking entry; reverse: class -> `reverse_contrast_ranking` rows;
+    necessity: `necessity_shift` of the dependent class and the planted AU (synthetic data only).
     """
     cls, au = control.dependent, control.au
     cell = mcnemar[cls]
@@ -153,7 +206,7 @@ def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ran
     order_c = [r["au"] for r in controlled]
     mine_c = controlled[order_c.index(au)]
     return [
-        _row(control, "plant_took", planted["mean_diff"] > 0 and planted["pvalue"] < alpha, **planted),
+        _row(control, "plant_took", plant_took(planted, alpha), **planted),
         _row(control, "recall_dropped", cell["recall_difference"] > 0 and cell["pvalue_holm"] < alpha, cls=cls,
              recall_reference=float(recall.loc[REFERENCE, cls]), recall_control=float(recall.loc[control.name, cls]),
              recall_difference=cell["recall_difference"], ci=[cell["ci_low"], cell["ci_high"]],
@@ -170,7 +223,9 @@ def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ran
              f1_control=probe["mean_f1_b"], plain_p=probe["plain"]["pvalue"],
              corrected_p=probe["corrected"]["pvalue"], corrected_p_holm=probe["corrected"]["pvalue_holm"],
              five_by_two_p=probe["five_by_two"]["pvalue"]),
-    ]
+    ] + ([] if necessity is None else [
+        _row(control, "necessity_fell", necessity["drop_difference"] > 0 and necessity["pvalue"] < alpha, cls=cls,
+             **necessity)])
 
 
 def ranking_flags(per_class: dict[str, list[dict]], effect: str, alpha: float) -> dict:
@@ -293,17 +348,35 @@ class ControlsResult:
     rankings: dict  # control -> class -> {n_images, ranking}
     contrast: dict  # control -> class -> arrays of the contrast images (index, maps, difference)
     reverse: dict  # control -> class -> reverse_contrast_ranking rows
-    planted: dict  # positive control -> manipulation check
+    planted: dict  # positive control -> manipulation check (`plant_check`)
+    necessity: dict  # positive control -> `necessity_shift` (empty without counterfactual images)
     probes: list[dict]  # concept-probe test rows, reference vs each control
     verdicts: list[dict]
 
 
+def dependence(models: dict, counterfactual, cls: str, au: int, batch_size: int,
+               device: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """model -> (n,) right on the test images of `cls` showing AU `au`, and right on them with the AU off."""
+    from facetransfer.analysis.necessity import predict_labels
+
+    c = EMOTIONS.index(cls)
+    cf = counterfactual.counterfactuals
+    mine = cf[(cf["au"] == au) & (counterfactual.labels[cf["index"].to_numpy()] == c)]
+    originals = counterfactual.images[mine["index"].to_numpy()]
+    without = counterfactual.counterfactual_images[mine["image_row"].to_numpy()]
+    right = {name: predict_labels(m, originals, batch_size, device) == c for name, m in models.items()}
+    right_without = {name: predict_labels(m, without, batch_size, device) == c for name, m in models.items()}
+    return right, right_without
+
+
 def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[Control], test: TestImages,
-             probe_data, cfg, device: str) -> ControlsResult:
+             probe_data, cfg, device: str, counterfactual=None) -> ControlsResult:
     """The study's analyses, reference vs each control, and the verdicts.
 
     models / predictions: name -> head-retrained model / test predictions (row, label, predicted),
     REFERENCE included. probe_data: CK+ peak frames (`concepts.study.ProbeImages`); cfg: ControlsConfig.
+    counterfactual: the test set's counterfactual images (`necessity.CounterfactualTestSet`; synthetic
+    data), for the ground truth of what each control uses; None skips that check.
     """
     from facetransfer.analysis.saliency import all_maps, compare_pair
     from facetransfer.concepts import study
@@ -321,7 +394,15 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
     reverse = {name: {cls: reverse_contrast_ranking(maps[REFERENCE], maps[name], test, predicted, name, c,
                                                     cfg.max_images_per_class, cfg.min_images)
                       for c, cls in enumerate(EMOTIONS)} for name in names}
-    planted = {c.name: planted_mass(maps[REFERENCE], maps[c.name], test, c.au) for c in controls if c.au is not None}
+    negatives = [c.name for c in controls if c.au is None]
+    planted = {c.name: plant_check(maps, test, c.name, c.au, negatives) for c in controls if c.au is not None}
+    necessity = {}
+    if counterfactual is not None:
+        for c in controls:
+            if c.au is not None:
+                chosen = {name: models[name] for name in [REFERENCE, c.name, *negatives]}
+                right, right_without = dependence(chosen, counterfactual, c.dependent, c.au, cfg.batch_size, device)
+                necessity[c.name] = necessity_shift(right, right_without, c.name, negatives)
     probe_cfg = cfg.probes()
     features = study.extract_features(models, probe_data, probe_cfg, device)
     scores = study.probe_all(features, probe_data, probe_cfg, probe_cfg.workers)
@@ -335,8 +416,7 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
         else:
             probe = next(p for p in mine if p["au"] == c.au)
             verdicts += positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,
-                                          planted[c.name], cfg.alpha)
-    negatives = [c.name for c in controls if c.au is None]
+                                          planted[c.name], cfg.alpha, necessity.get(c.name))
     if len(negatives) > 1:
         verdicts += across_negatives(verdicts, negatives, cfg.alpha)
-    return ControlsResult(recall, mcnemar, rankings, contrast, reverse, planted, probes, verdicts)
+    return ControlsResult(recall, mcnemar, rankings, contrast, reverse, planted, necessity, probes, verdicts)

@@ -88,6 +88,24 @@ def mcnemar_per_class(reference: pd.DataFrame, other: pd.DataFrame, classes: tup
     return out
 
 
+def source_vs_reference(source: pd.DataFrame, reference: pd.DataFrame, n_classes: int, confidence: float) -> dict:
+    """Did retraining the reference's head on its frozen features beat the source model itself?
+
+    If it did by more than noise, the source was not trained to convergence and every "forgetting"
+    contrast mixes in continued learning. Over all test images: accuracy(reference) - accuracy(source)
+    with its paired interval and McNemar, and both macro recalls.
+    """
+    src, ref = _aligned(source, reference)
+    src_ok = src["predicted"].to_numpy() == src["label"].to_numpy()
+    ref_ok = ref["predicted"].to_numpy() == ref["label"].to_numpy()
+    test = mcnemar_test(ref_ok, src_ok)
+    d, low, high = paired_difference_ci(ref_ok, src_ok, confidence)
+    return {"source_macro_recall": float(np.mean(class_recall(src, n_classes))),
+            "reference_macro_recall": float(np.mean(class_recall(ref, n_classes))),
+            "accuracy_difference": d, "ci_low": low, "ci_high": high, "pvalue": test.pvalue, "method": test.method,
+            "rule": "reference (head retrained on its frozen features) minus source, all test images"}
+
+
 def add_holm(cells: list[dict]) -> None:
     """Set each cell's `pvalue_holm`: Holm over the family of the given cells' `pvalue`s."""
     for cell, adjusted in zip(cells, holm([cell["pvalue"] for cell in cells])):

@@ -6,15 +6,17 @@ true class are compared inside every AU's region (`explain.region_mass`) and the
 ranked (`explain.rank_aus`). Localisation: each model's LRP and Grad-CAM maps on the
 test images against the union of the regions of the AUs present in the image.
 
-Real data (AffectNet has landmarks but no AU labels): regions still come from the 68
-landmarks, so the ranking runs, but every AU is judged on every contrast image and
-localisation, which needs the AUs present, is skipped.
+"Where is AU k in this image": on the synthetic benchmark, the AU's counterfactual footprint
+(the pixels that change when that AU alone is switched off, `data/counterfactuals.py`); on
+real data, the AU's region drawn from the 68 landmarks. Real data (AffectNet has landmarks
+but no AU labels): the ranking runs on the landmark regions, but every AU is judged on every
+contrast image and localisation, which needs the AUs present, is skipped.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +39,27 @@ from facetransfer.explain import (
 )
 
 
+FOOTPRINTS = "counterfactual footprints"
+LANDMARK_REGIONS = "landmark regions"
+REGION_FILES = {FOOTPRINTS: "footprints.npy", LANDMARK_REGIONS: "masks.npy"}
+
+
 @dataclass(frozen=True)
 class TestImages:
-    """The prepared test split: images, true labels, AU presence and (packed) AU region masks."""
+    """The prepared test split: images, true labels, AU presence and where each AU is (packed masks)."""
 
     images: np.ndarray  # (N, H, W, 3) uint8
     labels: np.ndarray  # (N,) int, EMOTIONS order
     rows: np.ndarray  # (N,) row ids of the prepared dataset
     present: np.ndarray | None  # (N, A) bool, ground-truth AU intensity > 0 (A = len(ACTION_UNITS)); None: unknown
     packed_regions: np.ndarray  # (N, A, H, ceil(W/8)) uint8
+    region_source: str = LANDMARK_REGIONS  # or FOOTPRINTS: what packed_regions holds
+
+    def subset(self, idx: np.ndarray, labels: np.ndarray | None = None) -> "TestImages":
+        """The selected images (with new labels when given), regions from the same source."""
+        return replace(self, images=self.images[idx], labels=self.labels[idx] if labels is None else labels,
+                       rows=self.rows[idx], present=None if self.present is None else self.present[idx],
+                       packed_regions=self.packed_regions[idx])
 
     def regions(self, idx: np.ndarray) -> np.ndarray:
         """(n, A, H, W) bool region masks of the selected images."""
@@ -90,8 +104,11 @@ def load_test_images(prepared: Path, split: str = "test", require_labels: bool =
                                  "(the synthetic benchmark's groundtruth.csv)")
     rows = table["row"].to_numpy(np.int64)
     images = np.load(prepared / "images.npy", mmap_mode="r")[rows]
-    packed = np.load(prepared / "masks.npy", mmap_mode="r")[table["mask_row"].to_numpy(np.int64)]
-    return TestImages(images, table["label"].to_numpy(np.int64), rows, present, packed)
+    # Counterfactual footprints where every row has them (the synthetic benchmark), else landmark regions.
+    use_footprints = (prepared / "footprints.npy").is_file() and "footprint" in table and table["footprint"].all()
+    source = FOOTPRINTS if use_footprints else LANDMARK_REGIONS
+    packed = np.load(prepared / REGION_FILES[source], mmap_mode="r")[table["mask_row"].to_numpy(np.int64)]
+    return TestImages(images, table["label"].to_numpy(np.int64), rows, present, packed, source)
 
 
 def contrast_indices(correct_reference: np.ndarray, correct_model: np.ndarray, labels: np.ndarray, cls: int,

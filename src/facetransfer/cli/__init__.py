@@ -7,6 +7,7 @@ from facetransfer.cli import (  # noqa: F401  (each module registers its command
     controls,
     forgetting,
     mask,
+    necessity,
     prepare,
     report,
     saliency,

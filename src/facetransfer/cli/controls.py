@@ -59,7 +59,7 @@ def _grids(result, controls, test) -> dict:
     return grids
 
 
-def _write(out: Path, result, grids: dict) -> None:
+def _write(out: Path, result, grids: dict, regions: str) -> None:
     import numpy as np
 
     from facetransfer.analysis import controls as core
@@ -72,7 +72,8 @@ def _write(out: Path, result, grids: dict) -> None:
         result.recall.to_csv(tmp / "recall.csv", index_label="model")
         rows_table(result.probes).to_csv(tmp / "probes.csv", index=False)
         write_json_atomic(tmp / "analyses.json", {"mcnemar": result.mcnemar, "au_ranking": result.rankings,
-                                                   "reverse_contrast": result.reverse, "planted": result.planted})
+                                                   "reverse_contrast": result.reverse, "planted": result.planted,
+                                                   "necessity": result.necessity, "regions": regions})
         np.savez_compressed(tmp / "contrast_maps.npz", **{f"{name}_{cls}_{key}": value
                                                           for name, per_class in result.contrast.items()
                                                           for cls, arrays in per_class.items()
@@ -97,6 +98,7 @@ def controls(
     """Run the study's analyses (recall + McNemar, LRP AU ranking, concept probes) source vs each control and judge
     them: a positive control's AU should be found, the negative control should flag nothing."""
     from facetransfer.analysis import controls as core
+    from facetransfer.analysis.necessity import has_counterfactuals, load_counterfactual_test_set
     from facetransfer.analysis.saliency import load_test_images
     from facetransfer.concepts.study import load_probe_images
     from facetransfer.training.loop import resolve_device
@@ -108,14 +110,17 @@ def controls(
         planned.append(core.Control(core.NEGATIVE))
         planned += [core.Control(core.negative_name(seed)) for seed in cfg.extra_negative_seeds]
         test, probe_data = load_test_images(data), load_probe_images(ckplus)
+        counterfactual = load_counterfactual_test_set(data) if has_counterfactuals(data) else None
+        if counterfactual is None:
+            typer.echo(f"controls: {data} has no counterfactual test images; the necessity check is skipped", err=True)
         models, predictions = _load_controls(controls_dir, [c.name for c in planned])
         typer.echo("controls: retraining the source model's head", err=True)
         models[core.REFERENCE], predictions[core.REFERENCE] = _reference(source, data, cfg)
         typer.echo(f"controls: LRP, AU ranking and concept probes ({cfg.repeats} repeats), source vs "
                    + ", ".join(c.name for c in planned), err=True)
-        result = core.evaluate(models, predictions, planned, test, probe_data, cfg, device)
+        result = core.evaluate(models, predictions, planned, test, probe_data, cfg, device, counterfactual)
         grids = _grids(result, planned, test)
-        _write(out, result, grids)
+        _write(out, result, grids, test.region_source)
         write_json_atomic(metrics, result.verdicts)
         write_json_atomic(summary, core.summary(result.verdicts))
         links = tracking.source_run_tags(source_runs, [c.name for c in planned]) if source_runs else {}
@@ -123,7 +128,8 @@ def controls(
                                 tags=tracking.run_tags("controls", Path.cwd(), **links)) as run:
             run.log_table(core.verdict_table(result.verdicts), "verdicts.json")
             run.log_table(result.recall.reset_index(names="model"), "recall.json")
-            run.log_dict({"verdicts": result.verdicts, "planted": result.planted}, "controls.json")
+            run.log_dict({"verdicts": result.verdicts, "planted": result.planted, "necessity": result.necessity},
+                         "controls.json")
             for file, figure in grids.items():
                 run.log_figure(figure, f"grids/{file}")
             run.log_metrics({f"{r['control']}.{r['check']}": float(r["passed"]) for r in result.verdicts})

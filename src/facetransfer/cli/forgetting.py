@@ -41,6 +41,7 @@ def forgetting(
     metrics: Annotated[Path, typer.Option(help="metrics/forgetting.json (recall, McNemar, trade-off).")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
     source_runs: Annotated[Path | None, typer.Option(help="Folder with pain/ and retrain/freeze{k}.json run ids, to link the MLflow run to them.")] = None,
+    source: Annotated[Path | None, typer.Option(help="Folder with the emotion source model's test_predictions.csv: is the reference better than the source?")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Per-class recall of the retrained heads (Fig. 3), McNemar per class vs the reference with Holm
@@ -69,6 +70,9 @@ def forgetting(
                 figure.savefig(tmp / file, dpi=120)
         summary = {"reference": core.name(cfg.reference), "recall": recall.to_dict(orient="index"),
                    "forgetting": forgotten.to_dict(orient="index"), "mcnemar": mcnemar, "trade_off": trade}
+        if source is not None:
+            summary["source_vs_reference"] = core.source_vs_reference(
+                _source_predictions(source), predictions[cfg.reference], len(EMOTIONS), cfg.confidence)
         write_json_atomic(metrics, summary)
         names = [f"{stage}/freeze{k}" for stage in ("pain", "retrain") for k in cfg.freeze_blocks]
         links = tracking.source_run_tags(source_runs, names) if source_runs else {}
@@ -87,8 +91,21 @@ def forgetting(
                 run.set_tags({"registered_model": f"{REGISTERED_PAIN_MODEL}/{version}"})
             tracking.write_run_id(run_id, run.run_id)
     typer.echo("macro recall after retraining: " + ", ".join(f"{m} {v:.3f}" for m, v in recall["macro"].items()))
+    if "source_vs_reference" in summary:
+        s = summary["source_vs_reference"]
+        typer.echo(f"source model macro recall {s['source_macro_recall']:.3f}; {summary['reference']} - source accuracy "
+                   f"{s['accuracy_difference']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}], McNemar p {s['pvalue']:.2g}")
     typer.echo(f"balanced pain/emotion choice: {trade['balanced']} (Pareto front: {', '.join(trade['pareto_front'])})"
                + (f"; registered as {REGISTERED_PAIN_MODEL}@balanced" if links else ""))
+
+
+def _source_predictions(source: Path):
+    import pandas as pd
+
+    path = source / "test_predictions.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (run the train-emotion stage first)")
+    return pd.read_csv(path, usecols=["row", "label", "predicted"])
 
 
 def _mcnemar_rows(mcnemar: dict):

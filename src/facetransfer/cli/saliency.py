@@ -105,6 +105,7 @@ def saliency(
         cfg = load_section(params, "saliency")
         device = str(resolve_device(cfg.device))
         test = core.load_test_images(data, require_labels=False)
+        typer.echo(f"saliency: where each AU is comes from the {test.region_source}", err=True)
         if test.present is None:
             typer.echo(f"saliency: {data / 'test.csv'} has no ground-truth AU columns (real data): every AU is "
                        "ranked on every contrast image, localisation is skipped", err=True)
@@ -125,8 +126,9 @@ def saliency(
         scores = ({name: core.summarise_localisation(e.scores) for name, e in explained.items()}
                   if scored.size else {"skipped": "no ground-truth AU labels: the true regions are unknown"})
         rankings, grids = _write_maps(out, test, explained, predictions, reference, cfg)
-        summary = {"reference": reference, "classes": list(EMOTIONS),
-                   "rule": "mean share of positive LRP relevance in the AU region, reference minus model, over the "
+        summary = {"reference": reference, "classes": list(EMOTIONS), "regions": test.region_source,
+                   "rule": f"mean share of positive LRP relevance in the AU's {test.region_source[:-1]}, reference "
+                           "minus model, over the "
                            f"contrast images {'showing the AU' if test.present is not None else '(no AU labels: all)'}"
                            "; Wilcoxon signed-rank, Holm over the AUs",
                    "alpha": cfg.alpha, "pairs": rankings}

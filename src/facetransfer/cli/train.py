@@ -51,7 +51,7 @@ def epoch_reporter(title: str, epochs: int, run: tracking.RunLogger) -> Iterator
                 err_console.print(f"{title}: epoch {record['epoch']}/{epochs}  {info}  ({record['seconds']:.0f} s)",
                                   highlight=False)
             run.log_metrics({"train_loss": record["train_loss"], "val_macro_recall": record["val_macro_recall"],
-                             "epoch_seconds": record["seconds"]}, step=record["epoch"])
+                             "lr": record["lr"], "epoch_seconds": record["seconds"]}, step=record["epoch"])
 
         yield report
 
@@ -92,7 +92,7 @@ def _finish(trained: stages.Trained, classes: tuple[str, ...], out: Path, metric
     from facetransfer.training import stages
 
     numbers = stages.classification_metrics(trained.test_labels, trained.test_probs, classes)
-    numbers |= {"best_epoch": trained.saved["best_epoch"], "val_macro_recall": trained.saved["val_macro_recall"]}
+    numbers |= {key: trained.saved[key] for key in ("best_epoch", "epochs_run", "val_macro_recall")}
     _save_model(trained.saved, out)
     predictions = _predictions(trained, classes)
     predictions.to_csv(out / "test_predictions.csv", index=False)

@@ -58,7 +58,7 @@ def units(
             survival.to_csv(tmp / "survival.csv", index=False)
             (tmp / "survival.md").write_text(survival.to_markdown(index=False, floatfmt=".3f") + "\n")
             figure.savefig(tmp / "patches.png", dpi=120)
-        summary = _summary(found, survival, list(paths))
+        summary = _summary(found, survival, list(paths)) | {"regions": images.region_source}
         write_json_atomic(metrics, summary)
         with tracking.start_run("facetransfer", "units", params=cfg.model_dump(mode="json"),
                                 tags=tracking.run_tags("units", Path.cwd())) as run:

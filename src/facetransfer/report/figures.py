@@ -218,3 +218,38 @@ def accuracy_boxes(per_fold: pd.DataFrame) -> Figure:
         ax.tick_params(axis="x", labelsize="x-small")
     axes[0].set_ylabel("accuracy (six basic emotions)")
     return fig
+
+
+def necessity_heatmaps(matrices: dict[str, pd.DataFrame], alpha_marks: dict[str, pd.DataFrame] | None = None) -> Figure:
+    """One class x AU panel per model: the recall drop when that AU alone is switched off (red: the class needs it).
+
+    matrices: model -> DataFrame (classes x AU<k>) of drops, NaN where no image shows the AU;
+    alpha_marks: model -> same-shaped booleans, marked in the cell's corner where the drop is significant (Holm).
+    """
+    columns = sorted({c for m in matrices.values() for c in m.columns}, key=lambda c: int(c[2:]))
+    n = len(matrices)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4.6 * cols + 1.0, 3.4 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    image = None
+    for ax, (model, table) in zip(axes, matrices.items()):
+        values = table.reindex(columns=columns).to_numpy(dtype=float)
+        image = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(columns)), [c[2:] for c in columns], fontsize="x-small")
+        ax.set_yticks(range(len(table.index)), table.index, fontsize="small")
+        ax.set_xlabel("AU switched off", fontsize="small")
+        ax.set_title(model, fontsize="medium")
+        if alpha_marks is not None and model in alpha_marks:
+            ys, xs = np.nonzero(alpha_marks[model].reindex(columns=columns).fillna(False).to_numpy(dtype=bool))
+            ax.scatter(xs + 0.3, ys - 0.28, s=5, marker="s", color="black")  # a corner mark, clear of the text
+        for (y, x), v in np.ndenumerate(values):
+            if np.isfinite(v) and abs(v) >= 0.1:
+                ax.text(x, y, f"{v:.1f}".replace("0.", "."), ha="center", va="center", fontsize=5.5,
+                        color="white" if abs(v) > 0.6 else "black")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[:n]), shrink=0.8, label="recall drop (with - without the AU)")
+    fig.suptitle("Necessity: how much of each class's recall needs each AU (corner mark: Holm p < alpha)")
+    return fig

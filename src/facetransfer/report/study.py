@@ -133,6 +133,26 @@ def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
     return parts
 
 
+def necessity_table(summary: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Rows the models, columns the planted cells ("class.AU<k>"): recall drop without that AU."""
+    return pd.DataFrame.from_dict(summary, orient="index").rename_axis("model").reset_index()
+
+
+def _necessity(read: _Reader, paths: StudyPaths) -> list[str]:
+    summary = read.json(paths.metrics / "necessity_summary.json")
+    if summary is None:
+        return [read.absent(paths.metrics / "necessity_summary.json")]
+    if "skipped" in summary:
+        return [html.text(f"Skipped: {summary['skipped']}.")]
+    return [html.text("Ground truth of what each model uses, measured without training: every test image rendered "
+                      "again with one AU switched off (all else identical). A cell is the class's recall drop when "
+                      "the AU is removed from the images of that class showing it; contempt needs AU14, surprise "
+                      "AU5 and happy AU12 by construction. 'FreezeBk forgot AU14' should mean its contempt drop fell."),
+            html.table(necessity_table(summary)),
+            read.figure(paths.reports / "necessity" / "necessity.png",
+                        "Recall drop per class (rows) and AU switched off (columns), per model")]
+
+
 def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
     parts = []
     ranking = read.json(paths.saliency / "au_ranking.json")
@@ -140,10 +160,12 @@ def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
         parts += [html.text(f"AU ranking ({ranking['rule']}); top {cfg.ranking_top} per class and model."),
                   html.table(ranking_table(ranking, cfg.ranking_top))]
     scores = read.json(paths.metrics / "localisation.json")
+    truth = (ranking or {}).get("regions", "AU regions")
     if scores is not None and "skipped" in scores:
-        parts += [html.heading("Localisation against the true AU regions"), html.text(f"Skipped: {scores['skipped']}.")]
+        parts += [html.heading(f"Localisation against the {truth}"), html.text(f"Skipped: {scores['skipped']}.")]
     elif scores is not None:
-        parts += [html.heading("Localisation against the true AU regions"), html.table(localisation_table(scores))]
+        parts += [html.heading(f"Localisation against the {truth} of the AUs present"),
+                  html.table(localisation_table(scores))]
     grids = paths.saliency / "grids"
     for k in cfg.grid_models:
         found = sorted(grids.glob(f"*_vs_freeze{k}_*.png")) if grids.is_dir() else []
@@ -229,7 +251,9 @@ def _controls(read: _Reader, paths: StudyPaths) -> list[str]:
                        "re-rendered without one AU (positive: the tool should find that AU) or unmodified with another "
                        "seed (negative: the tool should flag nothing); heads retrained on unmodified data, then the "
                        "study's analyses run source vs each control. plant_took checks from ground truth whether the "
-                       "control really looks less at the AU (relevance share in its region on every test image showing it).")]
+                       "control really looks less at the AU (relevance share in its counterfactual footprint on every "
+                       "test image showing it) and by more than the negative controls do; necessity_fell whether the "
+                       "dependent class needs the AU less (recall drop without it on counterfactual images).")]
     verdicts = read.csv(paths.reports / "controls" / "verdicts.csv")
     if verdicts is not None:
         parts.append(html.table(verdicts))
@@ -249,6 +273,7 @@ def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provena
         ("provenance", "Where this came from", _provenance(params_text, provenance)),
         ("transfer", "Transfer to pain (Prajod et al. 2022)", _transfer(read, paths)),
         ("forgetting", "What emotion recall was lost", _forgetting(read, paths)),
+        ("necessity", "What each model needs: recall without one AU", _necessity(read, paths)),
         ("saliency", "Where the models look", _saliency(read, paths, cfg)),
         ("concepts", "Concept probes", _concepts(read, paths)),
         ("masking", "Relevance-based data masking (Schiller et al. 2020)", _masking(read, paths)),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from sklearn.metrics import recall_score
 from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset
 
 from facetransfer.config import TrainSettings
@@ -34,6 +35,10 @@ class FitResult:
     best_epoch: int  # 0-based
     best_score: float  # validation macro recall of the best epoch
     history: list[dict] = field(default_factory=list)
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,6 +111,19 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> ReduceLROnPlateau | None:
+    """Cut the learning rate by optimizer.lr_decay after lr_patience epochs without a better validation score.
+
+    threshold 0 in absolute mode: "better" is strictly greater, the rule that picks the best epoch.
+    None with lr_decay 1.0 (a constant learning rate; torch refuses a factor of 1).
+    """
+    o = settings.optimizer
+    if o.lr_decay == 1.0:
+        return None
+    return ReduceLROnPlateau(optimizer, mode="max", factor=o.lr_decay, patience=o.lr_patience, threshold=0.0,
+                             threshold_mode="abs")
+
+
 def fingerprint(settings: TrainSettings, extra: dict | None = None) -> str:
     """Hash of everything that defines a run, so a checkpoint of another config is never resumed."""
     text = json.dumps({"settings": settings.model_dump(mode="json"), "extra": extra or {}}, sort_keys=True)
@@ -115,35 +133,46 @@ def fingerprint(settings: TrainSettings, extra: dict | None = None) -> str:
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.ndarray, loss_fn: nn.Module,
         settings: TrainSettings, n_classes: int, checkpoint: Path | None = None, run_key: str = "",
         on_epoch: EpochCallback | None = None) -> FitResult:
-    """Train for settings.epochs; keep the epoch with the best validation macro recall.
+    """Train for settings.epochs, or until `settings.patience` epochs pass without a better validation
+    macro recall; keep the epoch with the best one.
 
     With `checkpoint`, state is saved after every epoch (temp file, then
-    rename) and a run with the same `run_key` resumes from it.
+    rename) and a run with the same `run_key` resumes from it (and stops where it would have).
     """
     device = resolve_device(settings.device)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings)
-    state = _resume(checkpoint, run_key, model, optimizer)
+    scheduler = make_scheduler(optimizer, settings)
+    state = _resume(checkpoint, run_key, model, optimizer, scheduler)
     for epoch in range(state["epoch"], settings.epochs):
+        if plateaued(state["epoch"], state["best_epoch"], settings.patience):
+            break
         start = time.perf_counter()
         generator = seed_epoch(settings.seed, epoch)
         loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator)
         train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device)
         val_pred = predict(model, val_set, settings.batch_size, device).argmax(1)
         score = macro_recall(val_labels, val_pred, n_classes)
+        if scheduler is not None:
+            scheduler.step(score)
         if state["best_epoch"] < 0 or score > state["best_score"]:
             state.update(best_state=_cpu_copy(model.state_dict()), best_epoch=epoch, best_score=score)
         record = {"epoch": epoch + 1, "train_loss": train_loss, "val_macro_recall": score,
-                  "seconds": time.perf_counter() - start}
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if checkpoint is not None:
-            _save(checkpoint, run_key, model, optimizer, state)
+            _save(checkpoint, run_key, model, optimizer, scheduler, state)
         if on_epoch:
             on_epoch(record)
     return FitResult(state["best_state"], state["best_epoch"], state["best_score"], state["history"])
+
+
+def plateaued(epochs_done: int, best_epoch: int, patience: int) -> bool:
+    """True when `patience` (> 0) epochs have passed since the best one (0-based) without a better score."""
+    return patience > 0 and best_epoch >= 0 and epochs_done - 1 - best_epoch >= patience
 
 
 def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -154,7 +183,8 @@ def _fresh_state() -> dict:
     return {"epoch": 0, "best_state": {}, "best_epoch": -1, "best_score": -1.0, "history": []}
 
 
-def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: ReduceLROnPlateau | None) -> dict:
     if checkpoint is None or not checkpoint.is_file():
         return _fresh_state()
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -162,15 +192,19 @@ def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: 
         return _fresh_state()  # a checkpoint of another configuration: start over
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(saved["scheduler"])
     state = {k: saved[k] for k in _fresh_state()}
     state["history"] = [dict(r) for r in state["history"]]
     return state
 
 
-def _save(checkpoint: Path, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+def _save(checkpoint: Path, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+          scheduler: ReduceLROnPlateau | None, state: dict) -> None:
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     tmp = checkpoint.with_name(checkpoint.name + ".partial")
     payload = {"run_key": run_key, "model": _cpu_copy(model.state_dict()), "optimizer": optimizer.state_dict(),
+               "scheduler": None if scheduler is None else scheduler.state_dict(),
                "rng_cpu": torch.get_rng_state(), **copy.copy(state)}
     torch.save(payload, tmp)
     tmp.replace(checkpoint)

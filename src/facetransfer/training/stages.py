@@ -70,7 +70,8 @@ def _payload(model: nn.Module, arch: ModelSpec, classes: tuple[str, ...], stage:
              result: FitResult, **extra) -> dict:
     return {"format": MODEL_FORMAT, "stage": stage, "arch": arch.model_dump(), "classes": list(classes),
             "state_dict": model.state_dict(), "config": cfg.model_dump(mode="json"),
-            "best_epoch": result.best_epoch + 1, "val_macro_recall": result.best_score, **extra}
+            "best_epoch": result.best_epoch + 1, "epochs_run": result.epochs_run, "val_macro_recall": result.best_score,
+            **extra}
 
 
 def _loss(cfg: TrainSettings, train: Split, n_classes: int) -> FocalLoss:

@@ -124,4 +124,4 @@ def test_real_data_without_counterfactuals_is_skipped_with_a_reason(tmp_path, pr
     (real / "counterfactuals.csv").unlink()
     out, numbers, summary = _run(tmp_path, real)
     assert "skipped" in numbers and "synthetic" in numbers["skipped"] and "skipped" in summary
-    assert (out / "README.md").is_file()
+    assert (out / "README.md").is_file() and json.loads((tmp_path / "run.json").read_text())["run_id"]

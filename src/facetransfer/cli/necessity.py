@@ -34,14 +34,17 @@ def _write(out: Path, table, figure) -> None:
         figure.savefig(tmp / "necessity.png", dpi=120)
 
 
-def _skip(data: Path, out: Path, metrics: Path, summary: Path) -> None:
-    """Real data has no counterfactual images: say so in every output instead of failing the pipeline."""
+def _skip(data: Path, out: Path, metrics: Path, summary: Path, run_id: Path, cfg) -> None:
+    """Real data has no counterfactual images: say so in every output (and the MLflow run) instead of failing."""
     reason = f"{data} has no counterfactual test images (only the synthetic benchmark renders them)"
     typer.echo(f"necessity: skipped: {reason}", err=True)
     with atomic_dir(out) as tmp:
         (tmp / "README.md").write_text(f"Necessity skipped: {reason}.\n")
     write_json_atomic(metrics, {"skipped": reason})
     write_json_atomic(summary, {"skipped": reason})
+    with tracking.start_run("facetransfer", "necessity", params=cfg.model_dump(mode="json"),
+                            tags=tracking.run_tags("necessity", Path.cwd(), skipped=reason)) as run:
+        tracking.write_run_id(run_id, run.run_id)
 
 
 @app.command()
@@ -68,7 +71,7 @@ def necessity(
         device = str(resolve_device(cfg.device))
         paths = _model_paths(source, retrain, cfg.freeze_blocks)
         if not core.has_counterfactuals(data):
-            _skip(data, out, metrics, summary)
+            _skip(data, out, metrics, summary, run_id, cfg)
             return
         test = core.load_counterfactual_test_set(data)
         core.warn_if_sparse(test, data / "test.csv")

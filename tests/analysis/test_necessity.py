@@ -35,11 +35,13 @@ def test_cells_by_hand():
     # 10 contempt images, all with AU14 (8 also AU12); 10 happy, 4 with AU14. The model needs AU14 for
     # contempt (6 of 8 right images turn wrong without it) and not for happy.
     labels = np.array([CONTEMPT] * 10 + [HAPPY] * 10)
-    cf_rows = [(i, 14) for i in range(10)] + [(i, 12) for i in range(8)] + [(i, 14) for i in range(10, 14)]
+    happy_14 = [12, 14, 16, 18]  # not the first happy images: the right ones must be replaced
+    cf_rows = [(i, 14) for i in range(10)] + [(i, 12) for i in range(8)] + [(i, 14) for i in happy_14]
     data = _set(labels, cf_rows)
     predicted = labels.copy()
     predicted[[8, 9]] = 0  # contempt: 8 of 10 right
-    without = np.array([c for c in predicted[:10]] + [CONTEMPT] * 8 + [HAPPY] * 4)
+    predicted[10] = 0  # happy: 9 of 10 right (image 10 wrong, and it shows no AU14)
+    without = np.array([c for c in predicted[:10]] + [CONTEMPT] * 8 + [0, HAPPY, HAPPY, HAPPY])
     without[[0, 1, 2, 3, 4, 5]] = 0  # contempt images 0-5 wrong without AU14 ...
     without[9] = CONTEMPT  # ... and image 9, wrong with AU14, right without (a discordant pair the other way)
     cells = core.necessity_cells(predicted, without, data, 0.95)
@@ -50,8 +52,9 @@ def test_cells_by_hand():
     expected = mcnemar([[2, 6], [1, 1]], exact=True).pvalue
     assert np.isclose(c["pvalue"], expected) and c["method"] == "exact"
     assert cells["contempt"]["AU12"]["drop"] == 0.0 and cells["contempt"]["AU12"]["pvalue"] == 1.0
-    h = cells["happy"]["AU14"]
-    assert (h["recall"], h["recall_without"], h["n_images"], h["n_class"]) == (1.0, 1.0, 4, 10)
+    h = cells["happy"]["AU14"]  # image 12 turns wrong without AU14: 9 -> 8 of 10
+    assert (h["recall"], h["recall_without"], h["n_images"], h["n_class"]) == (0.9, 0.8, 4, 10)
+    assert h["drop_among_shown"] == 0.25
     assert "AU14" not in cells["neutral"]
     flat = [cell for per_class in cells.values() for cell in per_class.values()]
     assert np.allclose([x["pvalue_holm"] for x in flat], multipletests([x["pvalue"] for x in flat], method="holm")[1])

@@ -32,7 +32,7 @@ from facetransfer.data.labels import EMOTIONS, PAIN_CLASSES
 from facetransfer.models import build_model
 from facetransfer.models.vgg import freeze_blocks, load_imagenet_features, new_head
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
-from facetransfer.training.data import ImageDataset, Split, build_transform, class_counts, load_split
+from facetransfer.training.data import ImageDataset, Split, build_transform, class_counts, data_digest, load_split
 from facetransfer.training.loop import EpochCallback, FitResult, fingerprint, fit, predict, resolve_device
 from facetransfer.training.losses import FocalLoss, class_balanced_weights
 
@@ -107,7 +107,8 @@ def train_emotion(prepared: Path, cfg: TrainEmotionConfig, checkpoint: Path | No
     model = build(cfg.model, len(EMOTIONS))
     if cfg.init == "imagenet":
         load_imagenet_features(model)
-    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, fingerprint(cfg), on_epoch)
+    run_key = fingerprint(cfg, {"data": data_digest(prepared)})  # a checkpoint of other data starts over
+    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
     saved = _payload(model, cfg.model, EMOTIONS, "train_emotion", cfg, result, init=cfg.init, freeze_blocks=0)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
@@ -120,7 +121,7 @@ def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, 
     torch.manual_seed(cfg.seed)  # the new binary head
     new_head(model, len(PAIN_CLASSES))
     freeze_blocks(model, freeze)
-    run_key = fingerprint(cfg, {"freeze": freeze, "source": _digest(source)})
+    run_key = fingerprint(cfg, {"freeze": freeze, "source": _digest(source), "data": data_digest(prepared)})
     result, test = _fit_images(model, prepared, cfg, len(PAIN_CLASSES), checkpoint, run_key, on_epoch)
     saved = _payload(model, arch, PAIN_CLASSES, "train_pain", cfg, result, freeze_blocks=freeze)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
@@ -134,7 +135,7 @@ def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkp
     torch.manual_seed(cfg.seed)
     if cfg.fresh_head:
         new_head(model, len(EMOTIONS))
-    run_key = fingerprint(cfg, {"source": _digest(source)})
+    run_key = fingerprint(cfg, {"source": _digest(source), "data": data_digest(prepared)})
     result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
     saved = _payload(model, arch, EMOTIONS, "fine_tune_emotion", cfg, result, freeze_blocks=0)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
@@ -148,7 +149,7 @@ def retrain_emotion(source: Path, prepared: Path, cfg: RetrainEmotionConfig, che
     torch.manual_seed(cfg.seed)
     new_head(model, len(EMOTIONS))
     freeze_blocks(model, 5)
-    run_key = fingerprint(cfg, {"source": _digest(source)})
+    run_key = fingerprint(cfg, {"source": _digest(source), "data": data_digest(prepared)})
     if cfg.cached_features and cfg.augment.flip_only:
         result, test = _fit_cached_head(model, prepared, cfg, checkpoint, run_key, on_epoch)
     else:

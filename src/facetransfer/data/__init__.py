@@ -1,6 +1,6 @@
-"""Datasets: native-format readers, the synthetic benchmark, `prepare`."""
+"""Datasets: native-format readers, the synthetic benchmark, `prepare`.
 
-from facetransfer.data import affectnet, ckplus, ferplus, unbc
-from facetransfer.data.errors import DatasetFormatError
-
-__all__ = ["affectnet", "ckplus", "ferplus", "unbc", "DatasetFormatError"]
+Import the reader you need (`from facetransfer.data import affectnet`): this
+package loads none of them itself, so a stage that only reads prepared arrays
+does not import (and, in dvc.yaml, depend on) the four readers.
+"""

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -18,10 +19,12 @@ from mlflow.tracking import MlflowClient
 
 from facetransfer.tracking import (
     artifact_root,
+    dvc_data_hash,
     flatten_params,
     init_store,
     register_model_version,
     run_tags,
+    run_timings,
     source_run_tags,
     start_run,
     sweep_id,
@@ -262,3 +265,49 @@ def test_register_model_version_points_the_alias_at_the_newest(repo):
     assert chosen.run_id == runs[1] and chosen.tags == {"model": "freeze3"}
     state = mlflow.pytorch.load_state_dict("models:/pain-balanced@balanced")  # as README says
     assert torch.equal(state["w"], torch.ones(2))
+
+
+# --- what a run read, how it ran, and reading runs back -------------------------------------------
+
+def test_data_input_carries_the_dvc_hash_of_the_output_holding_it(repo, tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    (tree / "prepared" / "affectnet").mkdir(parents=True)
+    (tree / "controls" / "prepared" / "au5" / "affectnet").mkdir(parents=True)
+    (tree / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare:\n    cmd: x\n    outs:\n"
+        "    - path: prepared/affectnet\n      hash: md5\n      md5: 0123456789abcdef0123456789abcdef.dir\n"
+        "  control-data@5:\n    cmd: y\n    outs:\n"
+        "    - path: controls/prepared/au5\n      hash: md5\n      md5: fedcba9876543210fedcba9876543210.dir\n")
+    monkeypatch.chdir(tree)
+    assert dvc_data_hash(Path("prepared/affectnet")) == ("prepared/affectnet", "0123456789abcdef0123456789abcdef.dir")
+    assert dvc_data_hash(tree / "controls/prepared/au5/affectnet") == (
+        "controls/prepared/au5/affectnet", "fedcba9876543210fedcba9876543210.dir")  # inside an output
+    assert dvc_data_hash(tmp_path)[1] == "untracked"
+    with start_run("train", "with-data") as run:
+        run.log_data_input(Path("prepared/affectnet"), context="training")
+    inputs = client().get_run(run.run_id).inputs.dataset_inputs
+    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [
+        ("prepared/affectnet", "0123456789abcdef0123456789abcdef.dir")]
+    assert inputs[0].tags[0].value == "training"
+
+
+def test_system_metrics_are_logged_when_asked(repo, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    with start_run("train", "busy", system_metrics=True) as run:
+        time.sleep(1.0)
+    with start_run("train", "quiet") as quiet:
+        time.sleep(0.5)
+    assert "system/cpu_utilization_percentage" in client().get_run(run.run_id).data.metrics
+    assert not any(k.startswith("system/") for k in client().get_run(quiet.run_id).data.metrics)
+
+
+def test_run_timings_read_back_each_finished_run(repo):
+    with start_run("timing", "train-pain/FreezeB0") as run:
+        for epoch, seconds in enumerate([1.5, 2.5], start=1):
+            run.log_metrics({"epoch_seconds": seconds}, step=epoch)
+    with start_run("timing", "forgetting") as plain:
+        pass
+    timings = {t["run_id"]: t for t in run_timings(tracking_uri())}
+    assert timings[run.run_id]["epoch_seconds"] == 4.0 and timings[plain.run_id]["epoch_seconds"] == 0.0
+    assert timings[run.run_id]["name"] == "train-pain/FreezeB0"
+    assert timings[run.run_id]["start_ms"] <= timings[run.run_id]["end_ms"] <= timings[plain.run_id]["start_ms"]

@@ -59,7 +59,9 @@ def attention_study(
                     with tracking.start_run("facetransfer-attention", f"attention-study/{name}",
                                             params=cfg.model_dump(mode="json") | {"init": init, "attention": attention, "fold": fold},
                                             tags=tracking.run_tags("attention_study", Path.cwd(), init=init,
-                                                                   attention=attention, fold=fold)) as run:
+                                                                   attention=attention, fold=fold),
+                                            system_metrics=True) as run:
+                        run.log_data_input(ckplus, context="training")
                         result = core.run_fold(init, attention, fold, split, train, tests, _spec(arch),
                                                source_model.state_dict(), cfg, device)
                         for epoch, loss in enumerate(result.train_loss, start=1):

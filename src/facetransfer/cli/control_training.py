@@ -64,7 +64,10 @@ def train_control(
             _check_data(data, heads_data, suppressed_au)
         tags = tracking.run_tags("train_control", Path.cwd(), control=name)
         with tracking.start_run("facetransfer", f"train-control/{name}", params=cfg.model_dump(mode="json"),
-                                tags=tags) as run, epoch_reporter(f"fine-tune {name}", fine.epochs, run) as report:
+                                tags=tags, system_metrics=True) as run, \
+                epoch_reporter(f"fine-tune {name}", fine.epochs, run) as report:
+            run.log_data_input(data, context="training")
+            run.log_data_input(heads_data, context="head retraining")
             tuned = stages.fine_tune_emotion(source, data, fine, checkpoint, on_epoch=report)
             out.mkdir(parents=True, exist_ok=True)
             _save(tuned.saved, out / "fine_tuned.pt")

@@ -126,8 +126,9 @@ def train_emotion(data: DataOption, out: OutOption, metrics: MetricsOption, plot
     with user_errors():
         cfg = load_section(params, "train_emotion")
         with tracking.start_run("facetransfer", "train-emotion", params=cfg.model_dump(mode="json"),
-                                tags=_run_tags("train_emotion", freeze_blocks="none")) as run, \
+                                tags=_run_tags("train_emotion", freeze_blocks="none"), system_metrics=True) as run, \
                 epoch_reporter("train-emotion", cfg.epochs, run) as report:
+            run.log_data_input(data, context="training")
             trained = stages.train_emotion(data, cfg, checkpoint, on_epoch=report)
             numbers = _finish(trained, EMOTIONS, out, metrics, plots, run_id, run, checkpoint)
     typer.echo(f"emotion test macro recall {numbers['recall']['macro']:.3f} (best epoch {numbers['best_epoch']})")
@@ -149,8 +150,9 @@ def train_pain(source: SourceOption, data: DataOption, freeze_blocks: Annotated[
         cfg = load_section(params, "train_pain")
         name = f"FreezeB{freeze_blocks}"
         with tracking.start_run("facetransfer", f"train-pain/{name}", params=cfg.model_dump(mode="json"),
-                                tags=_run_tags("train_pain", freeze_blocks=freeze_blocks)) as run, \
+                                tags=_run_tags("train_pain", freeze_blocks=freeze_blocks), system_metrics=True) as run, \
                 epoch_reporter(f"train-pain {name}", cfg.epochs, run) as report:
+            run.log_data_input(data, context="training")
             trained = stages.train_pain(source, data, freeze_blocks, cfg, checkpoint, on_epoch=report)
             numbers = _finish(trained, PAIN_CLASSES, out, metrics, plots, run_id, run, checkpoint)
     typer.echo(f"{name}: pain test macro recall {numbers['recall']['macro']:.3f}, accuracy {numbers['accuracy']:.3f}")
@@ -173,8 +175,9 @@ def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metr
         source_freeze = stages.load_model(source)[1].get("freeze_blocks")
         name = f"FreezeB{source_freeze}"
         with tracking.start_run("facetransfer", f"retrain-emotion/{name}", params=cfg.model_dump(mode="json"),
-                                tags=_run_tags("retrain_emotion", freeze_blocks=source_freeze)) as run, \
+                                tags=_run_tags("retrain_emotion", freeze_blocks=source_freeze), system_metrics=True) as run, \
                 epoch_reporter(f"retrain-emotion {name}", cfg.epochs, run) as report:
+            run.log_data_input(data, context="training")
             trained = stages.retrain_emotion(source, data, cfg, checkpoint, on_epoch=report)
             numbers = _finish(trained, EMOTIONS, out, metrics, plots, run_id, run, checkpoint)
     typer.echo(f"{name}: emotion test macro recall after retraining {numbers['recall']['macro']:.3f}")

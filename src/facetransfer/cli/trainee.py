@@ -67,7 +67,12 @@ def train_trainee(
         chosen = known[variant]
         train, train_labels, val_images, val_labels = _inputs(data, masked, chosen.masked)
         with tracking.start_run("facetransfer", f"train-trainee/{variant}", params=cfg.model_dump(mode="json"),
-                                tags=tracking.run_tags("train_trainee", Path.cwd(), variant=variant)) as run:
+                                tags=tracking.run_tags("train_trainee", Path.cwd(), variant=variant),
+                                system_metrics=True) as run:
+            plain_trains = chosen.masked is None or chosen.switch_epoch is not None
+            run.log_data_input(data, context="training" if plain_trains else "validation")
+            if chosen.masked:
+                run.log_data_input(masked / chosen.masked, context="training")
             model, history = core.train_trainee(chosen, train, train_labels, val_images, val_labels, len(EMOTIONS), cfg)
             for record in history:
                 typer.echo(f"train-trainee {variant}: epoch {record['epoch']}/{cfg.epochs} ({record['images']})  "

@@ -202,6 +202,21 @@ class RunLogger:
         else:
             raise FileNotFoundError(f"no artifact to log at {path}")
 
+    def log_data_input(self, folder: Path, context: str, root: Path | None = None) -> None:
+        """Record the data a run read as an MLflow dataset input (the UI's Datasets column).
+
+        Its digest is the DVC hash of `folder` from `dvc.lock` (`<md5>.dir`), so
+        the UI, DVC and the run agree on which data a model saw. A folder inside
+        a DVC output is named with its subpath and gets that output's hash;
+        data DVC does not track gets digest "untracked".
+        """
+        mlflow = self._mlflow()
+        from mlflow.data.meta_dataset import MetaDataset
+
+        name, digest = dvc_data_hash(folder, root)
+        source = _local_source(Path(folder).resolve().as_uri())
+        mlflow.log_input(MetaDataset(source, name=name, digest=digest), context=context)
+
     def log_state_dict(self, state_dict: dict[str, Any], artifact_path: str) -> None:
         """Save a checkpoint (a state dict) under `artifact_path`; read back with mlflow.pytorch.load_state_dict."""
         self._mlflow()
@@ -236,8 +251,12 @@ def _slug(name: str) -> str:
 
 @contextmanager
 def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | None = None,
-              tags: Mapping[str, Any] | None = None, uri: str | None = None) -> Iterator[RunLogger]:
+              tags: Mapping[str, Any] | None = None, uri: str | None = None,
+              system_metrics: bool = False) -> Iterator[RunLogger]:
     """Open an MLflow run in `experiment`, log `params` (flattened) and `tags`, yield its logger.
+
+    With `system_metrics`, MLflow samples CPU, memory, disk, network (and GPU
+    where it finds one) in a thread while the run is open (`system/...` metrics).
 
     The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C);
     the exception propagates either way.
@@ -248,7 +267,7 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     init_store(uri)
     mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(experiment, _artifact_root_for(uri))
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics)
     logger = RunLogger(run.info.run_id)
     status = "FAILED"
     try:
@@ -332,6 +351,45 @@ def _data_dvc_md5(path: Path) -> str:
         return "unknown"
 
 
+def dvc_data_hash(folder: Path, root: Path | None = None) -> tuple[str, str]:
+    """(name, hash) of a data folder as `dvc.lock` records it: the output that is, or holds, `folder`.
+
+    `root` is the working tree (default: the working directory, as `run_tags`).
+    The name is `folder` relative to `root`; the hash is "untracked" where no
+    stage output covers it (data outside the pipeline, tests).
+    """
+    root = Path(root) if root is not None else Path.cwd()
+    folder = Path(folder).resolve()
+    try:
+        name = folder.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return folder.as_posix(), "untracked"
+    best = ("", "untracked")
+    for path, md5 in _dvc_lock_outs(root / "dvc.lock"):
+        covers = name == path or name.startswith(path.rstrip("/") + "/")
+        if covers and len(path) > len(best[0]):
+            best = (path, md5)
+    return name, best[1]
+
+
+def _dvc_lock_outs(lock: Path) -> list[tuple[str, str]]:
+    """(path, md5) of every stage output in a dvc.lock; empty if it is absent or unreadable."""
+    try:
+        stages = yaml.safe_load(lock.read_text())["stages"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []
+    return [(str(out["path"]), str(out["md5"])) for stage in stages.values() for out in stage.get("outs", [])
+            if isinstance(out, dict) and "path" in out and "md5" in out]
+
+
+def _local_source(uri: str) -> Any:
+    from mlflow.data.http_dataset_source import HTTPDatasetSource  # noqa: F401  (registers the sources)
+    from mlflow.data.dataset_source_registry import get_registered_sources
+
+    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    return local(uri)
+
+
 def write_run_id(path: Path, run_id: str, uri: str | None = None) -> None:
     """Write {"run_id", "tracking_uri"} to `path` atomically: the link from a DVC stage to its run."""
     write_json_atomic(path, {"run_id": run_id, "tracking_uri": uri or tracking_uri()})
@@ -374,3 +432,22 @@ def source_run_tags(folder: Path, names: list[str]) -> dict[str, str]:
             raise FileNotFoundError(f"{path}: no readable run id (run the stage that trains {name} first)") from None
         tags[f"source_run.{name.replace('/', '.')}"] = str(run_id)
     return tags
+
+
+# --- reading runs back -----------------------------------------------------------------------------
+
+
+def run_timings(uri: str | None = None) -> list[dict[str, Any]]:
+    """Every finished run of the store: id, name, start and end (ms since the epoch) and the sum of
+    the `epoch_seconds` it logged (0 for runs that train nothing). For bench/pipeline_profile.py."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri or tracking_uri())
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    out = []
+    for run in client.search_runs(experiments, filter_string="attributes.status = 'FINISHED'", max_results=50000):
+        trained = "epoch_seconds" in run.data.metrics
+        epochs = client.get_metric_history(run.info.run_id, "epoch_seconds") if trained else []
+        out.append({"run_id": run.info.run_id, "name": run.info.run_name or "", "start_ms": run.info.start_time,
+                    "end_ms": run.info.end_time, "epoch_seconds": float(sum(m.value for m in epochs))})
+    return out

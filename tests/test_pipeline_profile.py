@@ -1,0 +1,43 @@
+"""bench/pipeline_profile.py: the per-stage, per-phase split of one repro's runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "pipeline_profile.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("pipeline_profile", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(name, start_s, end_s, epochs_s=0.0):
+    return {"run_id": name, "name": name, "start_ms": int(start_s * 1000), "end_ms": int(end_s * 1000),
+            "epoch_seconds": epochs_s}
+
+
+def test_stage_names_drop_the_variant(bench):
+    assert bench.stage_of("train-pain/FreezeB0") == "train-pain"
+    assert bench.stage_of("facetransfer train-trainee/plain") == "train-trainee"
+    assert bench.stage_of("forgetting") == "forgetting"
+
+
+def test_phases_add_up_to_the_wall_time_between_runs(bench):
+    # train-pain@0: 0-60 s, 48 s of epochs; train-pain@1: 70-130 s; forgetting opens its run at 200 s, ends 201 s.
+    runs = [_run("train-pain/FreezeB1", 70, 130, 50), _run("train-pain/FreezeB0", 0, 60, 48),
+            _run("forgetting", 200, 201), _run("old/run", -500, -400)]
+    table = bench.profile(runs, since_ms=0, end_ms=210_000)
+    assert list(table.index) == ["train-pain", "forgetting"] and list(table["runs"]) == [2, 1]
+    pain = table.loc["train-pain"] * 60  # minutes -> seconds
+    assert pain["epochs"] == pytest.approx(98) and pain["in run"] == pytest.approx(22)
+    assert pain["outside"] == pytest.approx(10 + 70)  # gap 60-70 s, then 130-200 s before forgetting's run
+    assert table.loc["forgetting", "outside"] * 60 == pytest.approx(9)
+    assert table["total"].sum() * 60 == pytest.approx(210)
+    assert table["share %"].sum() == pytest.approx(100)

@@ -8,17 +8,19 @@ training run logs per epoch). Run it after a `dvc repro` in the same tree:
     .venv/bin/python bench/pipeline_profile.py --since "2026-11-30 03:50" --end "2026-11-30 06:05"
 
 A stage's time is split into phases:
+  before   from the previous run's end to this run's start: DVC hashing and
+           caching the previous outputs, this process starting, reading its
+           data, and, for the analysis stages that open their run only to
+           log what they computed (forgetting, necessity, saliency, concepts,
+           units, controls), their whole computation
   epochs   the training epochs (sum of epoch_seconds; validation included)
   in run   the rest of its MLflow run: model set-up, feature caching, test
-           predictions, LRP, probes, tests, figures, artifact logging
-  outside  from its run's end to the next stage's start: writing outputs,
-           DVC hashing and caching, the next process starting and reading
-           its data before it opens its run. The analysis stages (forgetting,
-           necessity, saliency, concepts, units, controls) open their run only
-           to log what they computed, so their work shows here. Finer phases
-           (LRP vs probes vs feature extraction) are not logged yet.
-Stages that open no run (prepare; synth outside dvc) fall in the "before the
-first run" row when --since is given.
+           predictions, figures, artifact logging
+Stages that log no run (prepare; control-data, which renders and prepares the
+control datasets) count in the next stage's "before". Finer phases (LRP vs
+probes vs feature extraction) are not logged yet. With --since, the time
+before the first run has its own row; with --end, the time after the last run
+goes to the last stage.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pandas as pd
 
 from facetransfer import tracking
 
+PHASES = ["before", "epochs", "in run"]
 FIRST_STAGE = "train-emotion"  # the run that opens every full repro (after prepare, which logs none)
 
 
@@ -55,19 +58,18 @@ def profile(runs: list[dict], since_ms: int, end_ms: int | None) -> pd.DataFrame
     runs = sorted((r for r in runs if r["start_ms"] >= since_ms and (end_ms is None or r["start_ms"] <= end_ms)),
                   key=lambda r: r["start_ms"])
     rows: OrderedDict[str, dict] = OrderedDict()
-    for run, following in zip(runs, runs[1:] + [None]):
-        row = rows.setdefault(stage_of(run["name"]), {"runs": 0, "epochs": 0.0, "in run": 0.0, "outside": 0.0})
-        in_run = (run["end_ms"] - run["start_ms"]) / 1000
+    for previous, run in zip([None] + runs[:-1], runs):
+        row = rows.setdefault(stage_of(run["name"]), {"runs": 0, "before": 0.0, "epochs": 0.0, "in run": 0.0})
         row["runs"] += 1
+        if previous is not None:
+            row["before"] += max(0.0, (run["start_ms"] - previous["end_ms"]) / 1000)
         row["epochs"] += run["epoch_seconds"]
-        row["in run"] += in_run - run["epoch_seconds"]
-        if following is not None:
-            row["outside"] += max(0.0, (following["start_ms"] - run["end_ms"]) / 1000)
-        elif end_ms is not None:
-            row["outside"] += max(0.0, (end_ms - run["end_ms"]) / 1000)
+        row["in run"] += (run["end_ms"] - run["start_ms"]) / 1000 - run["epoch_seconds"]
+    if runs and end_ms is not None:
+        row["in run"] += max(0.0, (end_ms - runs[-1]["end_ms"]) / 1000)
     table = pd.DataFrame.from_dict(rows, orient="index")
-    table[["epochs", "in run", "outside"]] /= 60
-    table["total"] = table[["epochs", "in run", "outside"]].sum(axis=1)
+    table[PHASES] /= 60
+    table["total"] = table[PHASES].sum(axis=1)
     table["share %"] = 100 * table["total"] / table["total"].sum()
     return table
 
@@ -86,18 +88,18 @@ def main() -> None:
     table = profile(runs, since_ms, _ms(args.end))
     if args.since:
         first = min(r["start_ms"] for r in runs if r["start_ms"] >= since_ms)
-        before = pd.DataFrame({"runs": [0], "epochs": [0.0], "in run": [0.0], "outside": [(first - since_ms) / 60000]},
+        before = pd.DataFrame({"runs": [0], "before": [(first - since_ms) / 60000], "epochs": [0.0], "in run": [0.0]},
                               index=["before the first run (prepare)"])
-        before["total"] = before["outside"]
         table = pd.concat([before, table])
+        table["total"] = table[PHASES].sum(axis=1)
         table["share %"] = 100 * table["total"] / table["total"].sum()
     table["runs"] = table["runs"].astype(int)
-    total = table[["epochs", "in run", "outside", "total"]].sum()
+    total = table[PHASES + ["total"]].sum()
     print(f"minutes per stage and phase, {len(runs)} runs in the store, "
           f"from {dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC):%Y-%m-%d %H:%M} UTC")
     print(table.to_markdown(floatfmt=(".0f", ".0f", ".1f", ".1f", ".1f", ".1f", ".0f")))
-    print(f"\ntotal {total['total']:.1f} min: epochs {total['epochs']:.1f}, in run {total['in run']:.1f}, "
-          f"outside runs {total['outside']:.1f}")
+    print(f"\ntotal {total['total']:.1f} min: before runs {total['before']:.1f}, epochs {total['epochs']:.1f}, "
+          f"rest of runs {total['in run']:.1f}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ bench: setup
 	python bench/synth_prepare.py
 	python bench/learnability.py
 	python bench/train_throughput.py
+	python bench/gpu_paper_profile.py
 
 ui: setup
 	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db

@@ -67,7 +67,11 @@ def profile(runs: list[dict], since_ms: int, end_ms: int | None) -> pd.DataFrame
         row["in run"] += (run["end_ms"] - run["start_ms"]) / 1000 - run["epoch_seconds"]
     if runs and end_ms is not None:
         row["in run"] += max(0.0, (end_ms - runs[-1]["end_ms"]) / 1000)
-    table = pd.DataFrame.from_dict(rows, orient="index")
+    if runs and runs[0]["start_ms"] > since_ms:  # --since before the first run: prepare and what else logs none
+        rows = OrderedDict([("before the first run (prepare)", {"runs": 0, "epochs": 0.0, "in run": 0.0,
+                                                                 "before": (runs[0]["start_ms"] - since_ms) / 1000}),
+                            *rows.items()])
+    table = pd.DataFrame.from_dict(rows, orient="index")[["runs", *PHASES]]
     table[PHASES] /= 60
     table["total"] = table[PHASES].sum(axis=1)
     table["share %"] = 100 * table["total"] / table["total"].sum()
@@ -83,16 +87,8 @@ def main() -> None:
     args = parser.parse_args()
 
     runs = tracking.run_timings(args.tracking_uri)
-    first_run = latest_repro_start(runs)
-    since_ms = _ms(args.since) if args.since else first_run
+    since_ms = _ms(args.since) if args.since else latest_repro_start(runs)
     table = profile(runs, since_ms, _ms(args.end))
-    if args.since:
-        first = min(r["start_ms"] for r in runs if r["start_ms"] >= since_ms)
-        before = pd.DataFrame({"runs": [0], "before": [(first - since_ms) / 60000], "epochs": [0.0], "in run": [0.0]},
-                              index=["before the first run (prepare)"])
-        table = pd.concat([before, table])
-        table["total"] = table[PHASES].sum(axis=1)
-        table["share %"] = 100 * table["total"] / table["total"].sum()
     table["runs"] = table["runs"].astype(int)
     total = table[PHASES + ["total"]].sum()
     print(f"minutes per stage and phase, {len(runs)} runs in the store, "

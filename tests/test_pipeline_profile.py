@@ -42,3 +42,9 @@ def test_phases_add_up_to_the_wall_time_between_runs(bench):
     assert forgetting["before"] == pytest.approx(70) and forgetting["in run"] == pytest.approx(1 + 9)
     assert table["total"].sum() * 60 == pytest.approx(210)
     assert table["share %"].sum() == pytest.approx(100)
+
+
+def test_time_before_the_first_run_gets_its_own_row(bench):
+    table = bench.profile([_run("train-emotion", 30, 90, 60)], since_ms=0, end_ms=None)
+    assert list(table.index) == ["before the first run (prepare)", "train-emotion"]
+    assert table.iloc[0]["before"] * 60 == pytest.approx(30) and table["total"].sum() * 60 == pytest.approx(90)

@@ -202,7 +202,7 @@ class RunLogger:
         else:
             raise FileNotFoundError(f"no artifact to log at {path}")
 
-    def log_data_input(self, folder: Path, context: str, root: Path | None = None) -> None:
+    def log_data_input(self, folder: Path, context: str) -> None:
         """Record the data a run read as an MLflow dataset input (the UI's Datasets column).
 
         Its digest is the DVC hash of `folder` from `dvc.lock` (`<md5>.dir`), so
@@ -213,7 +213,7 @@ class RunLogger:
         mlflow = self._mlflow()
         from mlflow.data.meta_dataset import MetaDataset
 
-        name, digest = dvc_data_hash(folder, root)
+        name, digest = dvc_data_hash(folder)
         source = _local_source(Path(folder).resolve().as_uri())
         mlflow.log_input(MetaDataset(source, name=name, digest=digest), context=context)
 
@@ -383,11 +383,19 @@ def _dvc_lock_outs(lock: Path) -> list[tuple[str, str]]:
 
 
 def _local_source(uri: str) -> Any:
-    from mlflow.data.http_dataset_source import HTTPDatasetSource  # noqa: F401  (registers the sources)
-    from mlflow.data.dataset_source_registry import get_registered_sources
+    """MLflow's dataset source for a local folder, from MLflow's own resolver.
 
-    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
-    return local(uri)
+    MLflow registers its local artifact source twice (for "file" and for plain
+    paths), so resolving any local URI warns that it "can be interpreted in
+    multiple ways"; both are the same class, so that warning is silenced.
+    """
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        return resolve_dataset_source(uri)
 
 
 def write_run_id(path: Path, run_id: str, uri: str | None = None) -> None:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
+from facetransfer.fsutil import read_yaml
 
 
 class ConfigError(ValueError):
@@ -157,7 +158,7 @@ T = TypeVar("T", bound=Frozen)
 def read_params(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
     except yaml.YAMLError as err:

@@ -8,6 +8,9 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 @contextmanager
@@ -38,3 +41,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 def write_json_atomic(path: str | os.PathLike[str], data: object) -> None:
     """Write JSON to a temp file beside `path`, then rename it into place."""
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """Parse a YAML file with libyaml's C loader where PyYAML was built with it (same result as
+    `yaml.safe_load`, ~10x faster: the pure-Python parser spent 2 s of every stage on dvc.lock)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(), Loader=loader)  # noqa: S506 (a safe loader)
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 
 class SelectionError(ValueError):
@@ -28,6 +27,8 @@ def drop_conflicting_duplicates(frame: pd.DataFrame, seed: int, key: str = "rel_
 
 def stratified_split(labels: pd.Series, test_size: float | int, seed: int) -> pd.Series:
     """'train' / 'val' per row, stratified by label (sklearn)."""
+    from sklearn.model_selection import train_test_split  # here: sklearn costs ~2 s at import, every CLI call paid it
+
     train_idx, val_idx = train_test_split(labels.index, test_size=test_size, random_state=seed, stratify=labels)
     return pd.Series("train", index=labels.index).where(~labels.index.isin(val_idx), "val")
 

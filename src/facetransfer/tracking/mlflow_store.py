@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from facetransfer.fsutil import write_json_atomic
+from facetransfer.fsutil import read_yaml, write_json_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -346,7 +346,7 @@ def _git_dirty(root: Path) -> str:
 def _data_dvc_md5(path: Path) -> str:
     """The md5 of the first output recorded in a `.dvc` file, "unknown" if absent or unreadable."""
     try:
-        return str(yaml.safe_load(path.read_text())["outs"][0]["md5"])
+        return str(read_yaml(path)["outs"][0]["md5"])
     except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
         return "unknown"
 
@@ -375,7 +375,7 @@ def dvc_data_hash(folder: Path, root: Path | None = None) -> tuple[str, str]:
 def _dvc_lock_outs(lock: Path) -> list[tuple[str, str]]:
     """(path, md5) of every stage output in a dvc.lock; empty if it is absent or unreadable."""
     try:
-        stages = yaml.safe_load(lock.read_text())["stages"]
+        stages = read_yaml(lock)["stages"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return []
     return [(str(out["path"]), str(out["md5"])) for stage in stages.values() for out in stage.get("outs", [])

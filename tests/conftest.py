@@ -15,6 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE_PARAMS = REPO / "profiles" / "smoke.yaml"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end `dvc repro` (tests/test_pipeline.py, the longest file by far) first: under
+    `make test` (pytest -n, whole files per worker, in this order) one worker starts it at once while
+    the others take every other file, instead of one worker starting it last."""
+    items.sort(key=lambda item: item.path.name != "test_pipeline.py")  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def smoke_benchmark(tmp_path_factory) -> Path:
     """`facetransfer synth --smoke` output, generated once per test session (read-only for tests)."""

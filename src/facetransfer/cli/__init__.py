@@ -15,6 +15,7 @@ from facetransfer.cli import (  # noqa: F401  (each module registers its command
     train,
     trainee,
     units,
+    warm,
 )
 from facetransfer.cli.app import app
 

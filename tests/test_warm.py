@@ -33,12 +33,16 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_output_exit_code_cwd_and_environment_are_the_clients(tmp_path):
     # Every call goes through the same server: a usage error, then a command that reads the environment
     # (MLFLOW_TRACKING_URI, a path relative to the working directory) and creates that store there.
-    script = "facetransfer forgetting --bogus; echo \"exit $?\"; facetransfer track-init; echo \"exit $?\"; ls; exit 3"
+    # Last, an environment too large for one socket message: the client runs that command cold.
+    script = ("facetransfer forgetting --bogus; echo \"exit $?\"; facetransfer track-init; echo \"exit $?\"; ls; "
+              "X=$(python3 -c \"print('x' * 100000)\"); A=$X B=$X C=$X facetransfer track-init; "
+              "echo \"big env exit $?\"; exit 3")
     runs = {}
     for warm in (False, True):
         cwd = tmp_path / ("warm" if warm else "cold")
         cwd.mkdir()
         runs[warm] = _sh(script, cwd, warm=warm, MLFLOW_TRACKING_URI="sqlite:///store.db")
+    assert "big env exit 0" in runs[True].stdout and "Traceback" not in runs[True].stderr
     assert "exit 2" in runs[True].stdout and "MLflow store ready: sqlite:///store.db" in runs[True].stdout
     assert "store.db" in runs[True].stdout.splitlines()  # written in the client's working directory
     assert runs[True].stdout == runs[False].stdout

@@ -62,7 +62,10 @@ def run_through_server(address: str, argv: Sequence[str]) -> int | None:
         return None
     with client:
         request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ)}
-        socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
+        try:
+            socket.send_fds(client, [json.dumps(request).encode()], [0, 1, 2])
+        except OSError:  # a closed stdin, an environment larger than a socket message: run cold instead
+            return None
         started = _receive(client)
         if started is None:
             print("facetransfer: the warm server closed the connection before the command started", file=sys.stderr)
@@ -133,6 +136,8 @@ def _run_request(conn: socket.socket) -> int:
     """
     try:
         message, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 3)
+        if not message:  # the client gave up before sending (it runs the command cold)
+            return 0
         request = json.loads(message)
         _adopt(request, fds)
         conn.send(json.dumps({"pid": os.getpid()}).encode())

@@ -91,3 +91,46 @@ def test_a_server_that_hangs_up_is_a_failure_with_a_reason(tmp_path, capsys):
 def test_warm_without_a_command_is_a_usage_error(tmp_path):
     done = subprocess.run(["facetransfer", "warm"], cwd=tmp_path, capture_output=True, text=True, env=_env())
     assert done.returncode == 2 and "give the command to run" in done.stderr
+
+
+def test_a_killed_warm_leaves_no_server_behind(tmp_path):
+    """SIGKILL skips warm's cleanup: the server notices its parent is gone and exits within seconds."""
+    import signal
+    import time
+
+    warm = subprocess.Popen(["facetransfer", "warm", "--", "sleep", "60"], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (servers := _servers_of(warm.pid)):
+        assert time.monotonic() < deadline and warm.poll() is None
+        time.sleep(0.2)
+    warm.send_signal(signal.SIGKILL)
+    warm.wait()
+    deadline = time.monotonic() + 60  # killed while preloading: it notices once it serves
+    while any(_running(pid) for pid in servers):
+        assert time.monotonic() < deadline, "the warm server outlived warm"
+        time.sleep(0.2)
+    subprocess.run(["pkill", "-f", "^sleep 60$"], check=False)
+
+
+def _servers_of(parent: int) -> list[int]:
+    """pids of `python -m facetransfer.warm` processes whose parent is `parent`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"facetransfer.warm" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan stays in /proc until whoever adopted it reaps it)."""
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+

@@ -110,7 +110,7 @@ def preload(modules: Sequence[str] = PRELOAD) -> None:
         importlib.import_module(name)
 
 
-def serve(address: str) -> int:
+def serve(address: str, parent: int | None = None) -> int:
     """Accept requests on `address`; each runs in a forked child. Returns only in a child, with the
     exit code of the command it ran: the caller exits with it through the interpreter's normal
     shutdown (atexit handlers, worker pools that the command started), as a cold process would."""
@@ -119,8 +119,18 @@ def serve(address: str) -> int:
     server.listen(16)
     os.rename(address + ".binding", address)  # the path appears only once connections are accepted
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel: no zombies, no waitpid
+    parent = os.getppid() if parent is None else parent  # the `warm` process; it may be gone already
+    server.settimeout(1.0)  # wake up each second to check that `warm` is still there (accepted sockets block)
     while True:
-        conn, _ = server.accept()
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            if os.getppid() != parent:  # `warm` was killed (SIGTERM/SIGKILL skip its cleanup): do not linger
+                with contextlib.suppress(OSError):
+                    os.unlink(address)
+                    os.rmdir(os.path.dirname(address))
+                return 0
+            continue
         sys.stdout.flush()
         sys.stderr.flush()
         if os.fork() == 0:
@@ -198,7 +208,8 @@ def warm_server() -> Iterator[str]:
     """A preloaded server process for the duration of the block; yields its socket path."""
     folder = Path(tempfile.mkdtemp(prefix="facetransfer-warm-"))  # mode 0700: only this user can connect
     address = str(folder / "socket")
-    server = subprocess.Popen([sys.executable, "-m", "facetransfer.warm", address], stdin=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "facetransfer.warm", address, str(os.getpid())],
+                              stdin=subprocess.DEVNULL)
     try:
         _wait_for(address, server)
         yield address
@@ -224,10 +235,11 @@ def _wait_for(address: str, server: subprocess.Popen, timeout: float = 300.0) ->
 
 
 def main() -> None:
-    """`python -m facetransfer.warm SOCKET`: preload, then serve; forked children exit with their command's code."""
-    address = sys.argv[1]
+    """`python -m facetransfer.warm SOCKET PARENT_PID`: preload, then serve until PARENT_PID is gone;
+    forked children exit with their command's code."""
+    address, parent = sys.argv[1], int(sys.argv[2])  # `warm`'s pid, given: it may be gone before we ask
     preload()
-    sys.exit(serve(address))
+    sys.exit(serve(address, parent))
 
 
 if __name__ == "__main__":

@@ -32,9 +32,11 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 def test_output_exit_code_cwd_and_environment_are_the_clients(tmp_path):
     # Every call goes through the same server: a usage error, then a command that reads the environment
-    # (MLFLOW_TRACKING_URI, a path relative to the working directory) and creates that store there.
+    # (MLFLOW_TRACKING_URI, a path relative to the working directory) and creates that store there, run
+    # from a folder made after `warm` started (the server's own working directory is the parent).
     # Last, an environment too large for one socket message: the client runs that command cold.
-    script = ("facetransfer forgetting --bogus; echo \"exit $?\"; facetransfer track-init; echo \"exit $?\"; ls; "
+    script = ("mkdir here && cd here && facetransfer forgetting --bogus; echo \"exit $?\"; "
+              "facetransfer track-init; echo \"exit $?\"; ls; "
               "X=$(python3 -c \"print('x' * 100000)\"); A=$X B=$X C=$X facetransfer track-init; "
               "echo \"big env exit $?\"; exit 3")
     runs = {}

@@ -110,16 +110,16 @@ def preload(modules: Sequence[str] = PRELOAD) -> None:
         importlib.import_module(name)
 
 
-def serve(address: str, parent: int | None = None) -> int:
-    """Accept requests on `address`; each runs in a forked child. Returns only in a child, with the
-    exit code of the command it ran: the caller exits with it through the interpreter's normal
-    shutdown (atexit handlers, worker pools that the command started), as a cold process would."""
+def serve(address: str, parent: int) -> int:
+    """Accept requests on `address`; each runs in a forked child. Returns in a child, with the exit code
+    of the command it ran: the caller exits with it through the interpreter's normal shutdown (atexit
+    handlers, worker pools that the command started), as a cold process would; and in the server,
+    with 0, once the process `parent` (`warm`) is gone."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server.bind(address + ".binding")
     server.listen(16)
     os.rename(address + ".binding", address)  # the path appears only once connections are accepted
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel: no zombies, no waitpid
-    parent = os.getppid() if parent is None else parent  # the `warm` process; it may be gone already
     server.settimeout(1.0)  # wake up each second to check that `warm` is still there (accepted sockets block)
     while True:
         try:

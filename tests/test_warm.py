@@ -136,3 +136,19 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
 
+
+
+def test_an_uncaught_error_in_a_command_exits_1_with_its_traceback(monkeypatch, capsys):
+    # As a cold `facetransfer` process would: traceback on stderr, exit status 1 (sent back to the client).
+    import facetransfer.cli.app  # noqa: F401 (the module; `facetransfer.cli.app` the attribute is the Typer app)
+    from facetransfer import warm
+
+    app_module = sys.modules["facetransfer.cli.app"]
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in a stage")
+
+    monkeypatch.setattr(app_module, "app", broken)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    assert warm._run_cli(["facetransfer", "report"]) == 1
+    assert "TypeError: a bug in a stage" in capsys.readouterr().err

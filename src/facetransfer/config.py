@@ -254,11 +254,21 @@ class AugmentSpec(Frozen):
         return not self.geometric and self.grayscale == 0.0
 
 
+# Precision of training steps (forward + backward; predictions stay float32 on the CPU). auto: bf16 autocast
+# on CUDA, and on a CPU with native bf16 (AMX or AVX512-BF16: 1.6-2x faster VGG16 steps, bench/cpu_kernels.py),
+# else float32. The precision used is recorded in each model's payload and run.
+Precision = Literal["auto", "float32", "bfloat16"]
+
+
 class TrainSettings(Frozen):
     """What every training stage shares: seed, device, the loop's knobs."""
 
     seed: int = Field(2022, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Precision = "auto"
+    # DataLoader worker processes; auto: none on the CPU (they would take the cores the steps use),
+    # min(8, CPU count) with pinned memory on CUDA. Results do not depend on it (data.sample_seed).
+    loader_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     epochs: int = Field(10, gt=0)  # the most epochs; fewer when `patience` stops the run
     # Stop once validation macro recall has not improved for this many epochs (0: run every epoch);
     # the best epoch is kept either way.
@@ -472,6 +482,7 @@ class AttentionStudyConfig(Frozen):
 
     seed: int = Field(2022, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Precision = "auto"  # of training steps, as TrainSettings.precision
     # pretrained = the emotion source model; imagenet = torchvision's weights from the local cache (width 1.0)
     inits: tuple[Literal["scratch", "pretrained", "imagenet"], ...] = ("scratch", "pretrained")
     attentions: tuple[Literal["none", "se", "cbam"], ...] = ("none", "se", "cbam")

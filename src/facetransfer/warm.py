@@ -190,6 +190,9 @@ def _run_cli(argv: Sequence[str]) -> int:
         return _exit_code(exit_.code)
     except KeyboardInterrupt:
         return 130
+    except Exception:  # noqa: BLE001 (uncaught in the command: print it as Python would, exit 1 as it would)
+        sys.excepthook(*sys.exc_info())
+        return 1
     return 0
 
 

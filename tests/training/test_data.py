@@ -1,12 +1,17 @@
-"""Augmentations: which transforms the params build, and the greyscale option."""
+"""Augmentations: which transforms the params build, the greyscale option, per-sample seeding."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from facetransfer.config import AugmentSpec
-from facetransfer.training.data import build_transform
+from facetransfer.training.cached import FlipFeatureDataset
+from facetransfer.training.data import ImageDataset, Split, build_transform, sample_seed
+
+PAPER = AugmentSpec(rotation=25.0, shift=0.1, shear=0.1, zoom=0.1, grayscale=0.2)
 
 
 def _types(augment):
@@ -32,3 +37,59 @@ def test_grayscale_one_makes_equal_channels_and_keeps_three():
     assert out.shape == (3, 8, 8) and out.dtype == torch.uint8
     assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
     assert not torch.equal(out, image)
+
+
+def _dataset(augment=PAPER, seed=5, n=12):
+    images = np.random.default_rng(0).integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+    return ImageDataset(Split(images, np.arange(n), np.arange(n) % 2), build_transform(augment), seed)
+
+
+def test_sample_seeds_differ_by_seed_epoch_and_index():
+    seeds = {sample_seed(s, e, i) for s in (0, 1) for e in (0, 1, 2) for i in range(50)}
+    assert len(seeds) == 2 * 3 * 50
+    assert sample_seed(3, 4, 5) == sample_seed(3, 4, 5)
+
+
+def test_a_sample_is_augmented_by_its_own_stream_not_by_the_order_of_access():
+    data = _dataset()
+    data.set_epoch(2)
+    forward = [data[i][0] for i in range(len(data))]
+    backward = [data[i][0] for i in reversed(range(len(data)))][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(forward, backward))
+    data.set_epoch(3)
+    assert sum(not torch.equal(a, data[i][0]) for i, a in enumerate(forward)) >= len(data) // 2
+
+
+def test_augmentation_leaves_the_global_rng_where_it_was():
+    data = _dataset()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    data[0], data[1]
+    assert torch.equal(torch.rand(3), expected)  # dropout after the batch draws what it would without workers
+
+
+def test_loader_workers_give_the_same_batches():
+    data = _dataset()
+    data.set_epoch(1)
+
+    def batches(workers):
+        loader = DataLoader(data, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(9),
+                            num_workers=workers)
+        return [x for x, _ in loader]
+
+    assert all(torch.equal(a, b) for a, b in zip(batches(0), batches(2), strict=True))
+
+
+def test_cached_flip_replays_the_image_datasets_flip():
+    # FlipFeatureDataset picks the mirror with the draw RandomHorizontalFlip makes in ImageDataset.
+    data = _dataset(AugmentSpec(), seed=7, n=40)
+    images = torch.from_numpy(data.split.images).permute(0, 3, 1, 2)
+    ids = torch.arange(1.0, 41.0)
+    features = torch.stack([ids, -ids], dim=1)[:, :, None]  # (N, 2, 1): negative = the mirror's
+    cached = FlipFeatureDataset(features, data.split.labels, train=True, seed=7)
+    for epoch in (0, 1):
+        data.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        flipped = [not torch.equal(data[i][0], images[i]) for i in range(40)]
+        assert flipped == [bool(cached[i][0].item() < 0) for i in range(40)] and 5 < sum(flipped) < 35

@@ -12,9 +12,12 @@ from facetransfer.models.vgg import build_vgg16, freeze_blocks
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
 from facetransfer.training.data import ImageDataset, build_transform, load_split
 from facetransfer.training.losses import FocalLoss
-from facetransfer.training.loop import fit, plateaued, predict
+from facetransfer.training import loop
+from facetransfer.training.loop import fit, plateaued, predict, training_dtype
 
-SETTINGS = TrainSettings(epochs=3, batch_size=8, device="cpu")
+# float32 steps: the same numbers on every CPU (auto would pick bf16 on CPUs with AMX).
+SETTINGS = TrainSettings(epochs=3, batch_size=8, device="cpu", precision="float32")
+PAPER = AugmentSpec(rotation=25.0, shift=0.1, shear=0.1, zoom=0.1, grayscale=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def _model(dropout: float = 0.0, seed: int = 0) -> torch.nn.Module:
 
 def _fit(model, prepared, settings=SETTINGS, augment=AugmentSpec(), **kwargs):
     train, val = load_split(prepared, "train"), load_split(prepared, "val")
-    return fit(model, ImageDataset(train, build_transform(augment)), ImageDataset(val, build_transform(None)),
+    return fit(model, ImageDataset(train, build_transform(augment), settings.seed), ImageDataset(val, build_transform(None)),
                val.labels, FocalLoss(2.0), settings, 2, **kwargs)
 
 
@@ -50,6 +53,54 @@ def test_same_seed_same_weights(prepared):
     first, second = _fit(_model(), prepared), _fit(_model(), prepared)
     assert _same(first.best_state, second.best_state)
     assert first.history == [{**r, "seconds": h["seconds"]} for r, h in zip(second.history, first.history)]
+
+
+def test_loader_workers_do_not_change_the_weights(prepared):
+    # Each sample's augmentation comes from (seed, epoch, index), and dropout from the main process.
+    settings = SETTINGS.model_copy(update={"epochs": 2})
+    runs = [_fit(_model(dropout=0.5), prepared, settings=settings.model_copy(update={"loader_workers": w}),
+                 augment=PAPER) for w in (0, 2)]
+    assert _same(runs[0].best_state, runs[1].best_state)
+
+
+def test_fit_moves_the_augmentation_to_each_new_epoch(prepared):
+    epochs = []
+
+    class Recording(ImageDataset):
+        def set_epoch(self, epoch):
+            epochs.append(epoch)
+            super().set_epoch(epoch)
+
+    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    fit(_model(), Recording(train, build_transform(PAPER), 0), ImageDataset(val, build_transform(None)), val.labels,
+        FocalLoss(2.0), SETTINGS, 2)
+    assert epochs == [0, 1, 2]
+
+
+def test_bfloat16_steps_are_deterministic_and_not_float32(prepared):
+    bf16 = SETTINGS.model_copy(update={"precision": "bfloat16", "epochs": 1})
+    first, second = _fit(_model(), prepared, settings=bf16), _fit(_model(), prepared, settings=bf16)
+    assert _same(first.best_state, second.best_state)
+    assert all(v.dtype != torch.bfloat16 for v in first.best_state.values())  # autocast: weights stay float32
+    fp32 = _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"epochs": 1}))
+    assert not _same(first.best_state, fp32.best_state)
+
+
+def test_auto_precision_is_bf16_on_cuda_and_on_cpus_with_native_bf16(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert training_dtype("auto", cuda) == torch.bfloat16
+    assert training_dtype("float32", cuda) == torch.float32 and training_dtype("bfloat16", cpu) == torch.bfloat16
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda native=native: native)
+        assert training_dtype("auto", cpu) == expected
+
+
+def test_the_resume_key_holds_the_resolved_precision_not_the_worker_count(monkeypatch):
+    key = loop.fingerprint(SETTINGS.model_copy(update={"precision": "auto"}))
+    assert loop.fingerprint(SETTINGS.model_copy(update={"precision": "auto", "loader_workers": 3})) == key
+    native = loop.cpu_has_native_bf16()
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: not native)
+    assert loop.fingerprint(SETTINGS.model_copy(update={"precision": "auto"})) != key
 
 
 def test_another_seed_other_weights(prepared):
@@ -94,7 +145,7 @@ def test_cached_features_train_the_same_head(prepared):
     freeze_blocks(cached_model, 5)
     train, val = load_split(prepared, "train"), load_split(prepared, "val")
     result = fit(cached_model.classifier, FlipFeatureDataset(flip_features(cached_model, train, 8, torch.device("cpu")),
-                                                             train.labels, train=True),
+                                                             train.labels, train=True, seed=settings.seed),
                  FlipFeatureDataset(flip_features(cached_model, val, 8, torch.device("cpu")), val.labels, train=False),
                  val.labels, FocalLoss(2.0), settings, 2)
     head = {k.removeprefix("classifier."): v for k, v in through.best_state.items() if k.startswith("classifier.")}

@@ -74,3 +74,10 @@ def _saved_emotion_model(prepared, folder):
     path = folder / "emotion.pt"
     torch.save(stages.train_emotion(prepared, EMOTION.model_copy(update={"epochs": 1})).saved, path)
     return path
+
+
+def test_a_saved_model_says_which_precision_trained_it(two_datasets):
+    a, _ = two_datasets
+    for precision in ("float32", "bfloat16"):
+        trained = stages.train_emotion(a, EMOTION.model_copy(update={"epochs": 1, "precision": precision}))
+        assert trained.saved["train_dtype"] == precision

@@ -92,7 +92,8 @@ def _finish(trained: stages.Trained, classes: tuple[str, ...], out: Path, metric
     from facetransfer.training import stages
 
     numbers = stages.classification_metrics(trained.test_labels, trained.test_probs, classes)
-    numbers |= {key: trained.saved[key] for key in ("best_epoch", "epochs_run", "val_macro_recall")}
+    numbers |= {key: trained.saved[key] for key in ("best_epoch", "epochs_run", "val_macro_recall", "train_dtype")}
+    run.set_tags({"train_dtype": trained.saved["train_dtype"]})  # what `precision: auto` resolved to here
     _save_model(trained.saved, out)
     predictions = _predictions(trained, classes)
     predictions.to_csv(out / "test_predictions.csv", index=False)

@@ -3,10 +3,10 @@
 With every conv block frozen and horizontal flip the only augmentation, a
 training step sees one of exactly two inputs per image: the image or its
 mirror. So the frozen part's output is computed once for both, and the head
-trains on those features. The random draws are replayed in the same order
-(DataLoader shuffle from the same generator, then one `torch.rand(1)` per
-sample as `v2.RandomHorizontalFlip` draws it, then the head's dropout), so the
-result equals training through the frozen network up to float round-off
+trains on those features. The random draws are replayed: the DataLoader shuffle from
+the same generator, each sample's flip as the first `torch.rand(1)` of its own
+stream `sample_seed(seed, epoch, index)` (as `v2.RandomHorizontalFlip` draws it in
+ImageDataset), then the head's dropout from the global RNG; so the result equals training through the frozen network up to float round-off
 (tested in tests/training/test_cached.py).
 """
 
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from facetransfer.training.data import ImageDataset, Split, build_transform, normalize
+from facetransfer.training.data import ImageDataset, Split, build_transform, normalize, sample_seed
 
 
 def backbone(model: nn.Module) -> nn.Module:
@@ -41,13 +41,20 @@ def flip_features(model: nn.Module, split: Split, batch_size: int, device: torch
 class FlipFeatureDataset(Dataset):
     """(features (C,), label) pairs; in training, the mirror is chosen with the flip's own draw."""
 
-    def __init__(self, features: torch.Tensor, labels: np.ndarray, train: bool):
-        self.features, self.labels, self.train = features, labels, train
+    def __init__(self, features: torch.Tensor, labels: np.ndarray, train: bool, seed: int = 0):
+        self.features, self.labels, self.train, self.seed, self.epoch = features, labels, train, seed, 0
+        self.generator = torch.Generator()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        # v2.RandomHorizontalFlip(p=0.5) flips when torch.rand(1) < 0.5: the same call, the same stream.
-        flip = bool(torch.rand(1) < 0.5) if self.train else False
+        # v2.RandomHorizontalFlip(p=0.5) flips when torch.rand(1) < 0.5, the first draw of the sample's stream.
+        flip = False
+        if self.train:
+            self.generator.manual_seed(sample_seed(self.seed, self.epoch, i))
+            flip = bool(torch.rand(1, generator=self.generator) < 0.5)
         return self.features[i, int(flip)], int(self.labels[i])

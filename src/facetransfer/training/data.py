@@ -93,11 +93,32 @@ def normalize(batch: torch.Tensor) -> torch.Tensor:
     return F.normalize(F.to_dtype(batch, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
-class ImageDataset(Dataset):
-    """(image (3, H, W) uint8, label) pairs of a split, augmented on access; see `normalize`."""
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation in one epoch, a 64-bit integer.
 
-    def __init__(self, split: Split, transform: v2.Compose):
-        self.split, self.transform = split, transform
+    Drawn from (seed, epoch, index) alone, so a sample is augmented the same way
+    whichever process draws it: results do not depend on the DataLoader's worker
+    count. numpy's SeedSequence mixes the three numbers (neighbouring indices get
+    unrelated streams, which seed * K + index would not guarantee).
+    """
+    return int(np.random.SeedSequence((seed, epoch, index)).generate_state(1, np.uint64)[0])
+
+
+class ImageDataset(Dataset):
+    """(image (3, H, W) uint8, label) pairs of a split, augmented on access; see `normalize`.
+
+    Each sample's random augmentation draws from its own stream, seeded by
+    `sample_seed(seed, epoch, index)`; the training loop calls `set_epoch` before each
+    epoch, like torch's DistributedSampler. The global RNG is restored afterwards, so
+    dropout draws the same numbers with or without loader workers.
+    """
+
+    def __init__(self, split: Split, transform: v2.Compose, seed: int = 0):
+        self.split, self.transform, self.seed, self.epoch = split, transform, seed, 0
+        self.random = not all(isinstance(t, v2.Identity) for t in transform.transforms)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.split)
@@ -105,7 +126,24 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         # np.array copies the row out of the memory map: (H, W, 3) -> (3, H, W)
         image = torch.from_numpy(np.array(self.split.images[self.split.rows[i]])).permute(2, 0, 1)
-        return self.transform(image), int(self.split.labels[i])
+        if self.random:
+            image = _seeded(self.transform, image, sample_seed(self.seed, self.epoch, i))
+        return image, int(self.split.labels[i])
+
+
+def _seeded(transform: v2.Compose, image: torch.Tensor, seed: int) -> torch.Tensor:
+    """`transform(image)` with torch's global RNG seeded to `seed`, its previous state restored after.
+
+    torchvision's transforms draw from the global generator and take no generator argument.
+    (torch.random.fork_rng does the same but costs ~15x more per sample.)
+    """
+    generator = torch.default_generator
+    saved = generator.get_state()
+    generator.manual_seed(seed)
+    try:
+        return transform(image)
+    finally:
+        generator.set_state(saved)
 
 
 def class_counts(split: Split, n_classes: int) -> np.ndarray:

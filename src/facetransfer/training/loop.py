@@ -1,9 +1,11 @@
 """One training loop for every stage: fit with per-epoch checkpoints and exact resume, predict.
 
 Determinism: every epoch reseeds torch from (seed, epoch) and shuffles with
-its own generator, so epoch e draws the same random numbers whether the run
-started at epoch 0 or resumed at e. That makes a killed-and-resumed run end
-with the same weights as an uninterrupted one.
+its own generator, and each sample's augmentation draws from (seed, epoch,
+index) (data.sample_seed), so epoch e draws the same random numbers whether the
+run started at epoch 0 or resumed at e, and whatever the loader's worker count.
+That makes a killed-and-resumed run end with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset
 
-from facetransfer.config import TrainSettings
+from facetransfer.config import Precision, TrainSettings
 from facetransfer.training.data import normalize
 
 EpochCallback = Callable[[dict], None]
@@ -60,9 +63,35 @@ def macro_recall(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> f
     return float(recall_score(labels, predicted, labels=list(range(n_classes)), average="macro", zero_division=0))
 
 
-def _autocast(device: torch.device):
-    # bf16 autocast on CUDA (the paper profile); plain float32 on the CPU.
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 matrix instructions (AMX or AVX512-BF16), where oneDNN runs bf16 convs fast.
+
+    torch exposes the checks only as private helpers of torch.cpu; without them, assume no.
+    """
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def training_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    """The dtype of training steps: bfloat16 (autocast) or float32; see config.Precision for `auto`."""
+    if precision == "auto":
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        return torch.bfloat16 if native else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None = None):
+    """Autocast to `dtype` (None: bf16 on CUDA, the paper profile's inference; float32 on the CPU)."""
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+
+
+def loader_workers(setting: int | str, device: torch.device) -> int:
+    """DataLoader workers for `TrainSettings.loader_workers`."""
+    if setting != "auto":
+        return int(setting)
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 @torch.no_grad()
@@ -88,13 +117,13 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                    device: torch.device) -> float:
-    """One pass over `loader`; returns the mean training loss."""
+                    device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """One pass over `loader` with steps in `dtype` (bfloat16: autocast); returns the mean training loss."""
     model.train()  # VGG16Net.train keeps frozen blocks (and their batch norm) in eval mode
     total, count = 0.0, 0
     for x, y in loader:
         x, y = _to_device(x, device), y.to(device)
-        with _autocast(device):
+        with _autocast(device, dtype):
             loss = loss_fn(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -125,8 +154,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) ->
 
 
 def fingerprint(settings: TrainSettings, extra: dict | None = None) -> str:
-    """Hash of everything that defines a run, so a checkpoint of another config is never resumed."""
-    text = json.dumps({"settings": settings.model_dump(mode="json"), "extra": extra or {}}, sort_keys=True)
+    """Hash of everything that defines a run, so a checkpoint of another config is never resumed.
+
+    It holds the resolved training dtype (`precision: auto` differs between machines) and leaves out
+    the loader's worker count, which does not change results.
+    """
+    dtype = training_dtype(settings.precision, resolve_device(settings.device))
+    text = json.dumps({"settings": settings.model_dump(mode="json", exclude={"loader_workers"}),
+                       "dtype": str(dtype), "extra": extra or {}}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -145,14 +180,18 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.n
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
+    dtype, workers = training_dtype(settings.precision, device), loader_workers(settings.loader_workers, device)
     state = _resume(checkpoint, run_key, model, optimizer, scheduler)
     for epoch in range(state["epoch"], settings.epochs):
         if plateaued(state["epoch"], state["best_epoch"], settings.patience):
             break
         start = time.perf_counter()
         generator = seed_epoch(settings.seed, epoch)
-        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator)
-        train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)  # before the loader forks its workers
+        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator,
+                            num_workers=workers, pin_memory=device.type == "cuda")
+        train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device, dtype)
         val_pred = predict(model, val_set, settings.batch_size, device).argmax(1)
         score = macro_recall(val_labels, val_pred, n_classes)
         if scheduler is not None:

@@ -33,7 +33,15 @@ from facetransfer.models import build_model
 from facetransfer.models.vgg import freeze_blocks, load_imagenet_features, new_head
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
 from facetransfer.training.data import ImageDataset, Split, build_transform, class_counts, data_digest, load_split
-from facetransfer.training.loop import EpochCallback, FitResult, fingerprint, fit, predict, resolve_device
+from facetransfer.training.loop import (
+    EpochCallback,
+    FitResult,
+    fingerprint,
+    fit,
+    predict,
+    resolve_device,
+    training_dtype,
+)
 from facetransfer.training.losses import FocalLoss, class_balanced_weights
 
 MODEL_FORMAT = "facetransfer.model/1"
@@ -70,6 +78,7 @@ def _payload(model: nn.Module, arch: ModelSpec, classes: tuple[str, ...], stage:
              result: FitResult, **extra) -> dict:
     return {"format": MODEL_FORMAT, "stage": stage, "arch": arch.model_dump(), "classes": list(classes),
             "state_dict": model.state_dict(), "config": cfg.model_dump(mode="json"),
+            "train_dtype": str(training_dtype(cfg.precision, resolve_device(cfg.device))).removeprefix("torch."),
             "best_epoch": result.best_epoch + 1, "epochs_run": result.epochs_run, "val_macro_recall": result.best_score,
             **extra}
 
@@ -84,7 +93,7 @@ def _loss(cfg: TrainSettings, train: Split, n_classes: int) -> FocalLoss:
 def _fit_images(model: nn.Module, prepared: Path, cfg: TrainSettings, n_classes: int, checkpoint: Path | None,
                 run_key: str, on_epoch: EpochCallback | None) -> tuple[FitResult, Split]:
     train, val = load_split(prepared, "train"), load_split(prepared, "val")
-    result = fit(model, ImageDataset(train, build_transform(cfg.augment)), ImageDataset(val, build_transform(None)),
+    result = fit(model, ImageDataset(train, build_transform(cfg.augment), cfg.seed), ImageDataset(val, build_transform(None)),
                  val.labels, _loss(cfg, train, n_classes), cfg, n_classes, checkpoint, run_key, on_epoch)
     model.load_state_dict(result.best_state)
     return result, load_split(prepared, "test")
@@ -166,7 +175,7 @@ def _fit_cached_head(model: nn.Module, prepared: Path, cfg: RetrainEmotionConfig
     train_f = flip_features(model, train, cfg.batch_size, device)  # (N, 2, C)
     val_f = flip_features(model, val, cfg.batch_size, device, mirrors=False)  # validation is never flipped
     head = model.classifier
-    result = fit(head, FlipFeatureDataset(train_f, train.labels, train=cfg.augment.hflip),
+    result = fit(head, FlipFeatureDataset(train_f, train.labels, train=cfg.augment.hflip, seed=cfg.seed),
                  FlipFeatureDataset(val_f, val.labels, train=False), val.labels,
                  _loss(cfg, train, len(EMOTIONS)), cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
     head.load_state_dict(result.best_state)

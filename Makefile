@@ -57,6 +57,7 @@ bench: setup
 	python bench/synth_prepare.py
 	python bench/learnability.py
 	python bench/train_throughput.py
+	python bench/cpu_kernels.py
 	python bench/gpu_paper_profile.py
 
 ui: setup

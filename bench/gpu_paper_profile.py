@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from facetransfer.config import AugmentSpec
 from facetransfer.models.vgg import build_vgg16
 from facetransfer.training.data import ImageDataset, Split, build_transform, normalize
-from facetransfer.training.loop import _autocast, train_one_epoch
+from facetransfer.training.loop import _autocast, train_one_epoch, training_dtype
 from facetransfer.training.losses import FocalLoss
 
 # The paper profile's train_pain augmentations (profiles/paper.yaml).
@@ -74,7 +74,7 @@ def bare_steps(model, split: Split, batch: int, steps: int, device: torch.device
 
     def run() -> int:
         for _ in range(steps):
-            with _autocast(device):
+            with _autocast(device, training_dtype("auto", device)):  # as `fit` trains on this device
                 loss = loss_fn(model(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -93,8 +93,10 @@ def loader(split: Split, batch: int, workers: int, device: torch.device) -> Data
 
 def loop_epoch(model, data: DataLoader, device: torch.device) -> float:
     optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), FocalLoss(2.0)
-    train_one_epoch(model, data, loss_fn, optimizer, device)  # warm-up (and workers started)
-    return timed(lambda: (train_one_epoch(model, data, loss_fn, optimizer, device), len(data.dataset))[1], device)
+    dtype = training_dtype("auto", device)  # as `fit` trains on this device (the bare step uses the same)
+    train_one_epoch(model, data, loss_fn, optimizer, device, dtype)  # warm-up (and workers started)
+    return timed(lambda: (train_one_epoch(model, data, loss_fn, optimizer, device, dtype), len(data.dataset))[1],
+                 device)
 
 
 def loader_alone(data: DataLoader, device: torch.device) -> float:

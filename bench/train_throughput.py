@@ -216,7 +216,7 @@ def paper_profile(steps: int, reps: int) -> None:
     x_dev, y_dev = x.to(device, memory_format=torch.channels_last), y.to(device)
     fns = {
         "bare": lambda: bare_steps(bare_model, x_dev, y_dev, loss_fn, bare_opt, steps, device),
-        "ours": lambda: train_one_epoch(our_model, batches, loss_fn, our_opt, device),
+        "ours": lambda: train_one_epoch(our_model, batches, loss_fn, our_opt, device, torch.bfloat16),
     }
     for fn in fns.values():
         timed(fn, sync=True)

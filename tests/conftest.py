@@ -16,10 +16,20 @@ SMOKE_PARAMS = REPO / "profiles" / "smoke.yaml"
 
 
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end `dvc repro` (tests/test_pipeline.py, the longest file by far) first: under
-    `make test` (pytest -n, whole files per worker, in this order) one worker starts it at once while
-    the others take every other file, instead of one worker starting it last."""
-    items.sort(key=lambda item: item.path.name != "test_pipeline.py")  # stable: the rest keep their order
+    """The end-to-end `dvc repro` (tests/test_pipeline.py, the longest file by far) first and the sharing
+    tests that reuse its repository (tests/test_sharing.py) last: under `make test` (pytest -n, whole
+    files per worker, in this order) one worker starts the repro at once while the other takes every
+    other file, then the sharing tests, by which time the repository is (nearly) built."""
+    order = {"test_pipeline.py": 0, "test_sharing.py": 2}
+    items.sort(key=lambda item: order.get(item.path.name, 1))  # stable: the rest keep their order
+
+
+@pytest.fixture(scope="session")
+def smoke_repo(tmp_path_factory, worker_id) -> Path:
+    """The end-to-end smoke repository after `dvc repro`, built once per session (tests/e2e.py)."""
+    from tests.e2e import shared_smoke_repo
+
+    return shared_smoke_repo(tmp_path_factory, worker_id)
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,28 @@ def test_grayscale_is_not_flip_only_and_comes_before_the_flip():
     spec = AugmentSpec(grayscale=0.2)
     assert not spec.flip_only and not spec.geometric
     assert _types(spec) == [v2.RandomGrayscale, v2.RandomHorizontalFlip]
-    assert _types(AugmentSpec(rotation=10.0, grayscale=0.2)) == [v2.RandomAffine, v2.RandomGrayscale,
-                                                                v2.RandomHorizontalFlip]
+    assert _types(AugmentSpec(rotation=10.0, grayscale=0.2)) == [v2.ToPILImage, v2.RandomAffine, v2.PILToTensor,
+                                                                v2.RandomGrayscale, v2.RandomHorizontalFlip]
+
+
+def test_the_pil_affine_warps_as_torchvisions_tensor_affine_with_the_same_draws():
+    # The warp runs on PIL images for speed; on the same random draws it must give a uint8
+    # (3, H, W) tensor equal to the tensor path's but for a few boundary pixels.
+    shear = float(np.degrees(np.arctan(PAPER.shear)))
+    tensor_path = v2.Compose([v2.RandomAffine(degrees=PAPER.rotation, translate=(PAPER.shift, PAPER.shift),
+                                              scale=(1 - PAPER.zoom, 1 + PAPER.zoom), shear=(-shear, shear)),
+                              v2.RandomGrayscale(p=PAPER.grayscale), v2.RandomHorizontalFlip(p=0.5)])
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (20, 3, 64, 64), dtype=np.uint8))
+    differing = []
+    for i, image in enumerate(images):
+        torch.manual_seed(i)
+        ours = build_transform(PAPER)(image)
+        torch.manual_seed(i)
+        reference = tensor_path(image)
+        assert ours.dtype == torch.uint8 and ours.shape == (3, 64, 64)
+        differing.append((ours != reference).any(0).float().mean().item())
+    assert max(differing) < 0.01, differing
+    assert sum(not torch.equal(build_transform(PAPER)(images[0]), images[0]) for _ in range(3)) == 3
 
 
 def test_grayscale_one_makes_equal_channels_and_keeps_three():

@@ -103,6 +103,32 @@ def test_the_resume_key_holds_the_resolved_precision_not_the_worker_count(monkey
     assert loop.fingerprint(SETTINGS.model_copy(update={"precision": "auto"})) != key
 
 
+def test_one_epoch_reads_the_loss_once_and_returns_the_per_step_mean(prepared, monkeypatch):
+    # The loss is summed on the device (no host sync per step); the mean must equal the
+    # reference that reads every step's loss with .item(), bit for bit, and the weights too.
+    batches = list(torch.utils.data.DataLoader(ImageDataset(load_split(prepared, "train"), build_transform(None)),
+                                               batch_size=8))
+    model, reference = _model(dropout=0.5), _model(dropout=0.5)
+    optimizer, ref_optimizer = (torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in (model, reference))
+    torch.manual_seed(1)
+    reference.train()
+    expected, count = 0.0, 0
+    for x, y in batches:
+        loss = FocalLoss(2.0)(reference(loop.normalize(x)), y)
+        ref_optimizer.zero_grad()
+        loss.backward()
+        ref_optimizer.step()
+        expected, count = expected + loss.item() * len(y), count + len(y)
+    reads = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: reads.append(1) or item(self))
+    torch.manual_seed(1)
+    mean = loop.train_one_epoch(model, batches, FocalLoss(2.0), optimizer, torch.device("cpu"))
+    assert len(reads) == 1
+    assert mean == expected / count
+    assert _same(model.state_dict(), reference.state_dict())
+
+
 def test_another_seed_other_weights(prepared):
     first = _fit(_model(), prepared)
     other = _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"seed": 7}))

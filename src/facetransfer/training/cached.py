@@ -7,7 +7,7 @@ trains on those features. The random draws are replayed: the DataLoader shuffle 
 the same generator, each sample's flip as the first `torch.rand(1)` of its own
 stream `sample_seed(seed, epoch, index)` (as `v2.RandomHorizontalFlip` draws it in
 ImageDataset), then the head's dropout from the global RNG; so the result equals training through the frozen network up to float round-off
-(tested in tests/training/test_cached.py).
+(tested in tests/training/test_loop.py).
 """
 
 from __future__ import annotations

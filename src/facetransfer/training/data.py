@@ -71,12 +71,20 @@ def build_transform(augment: AugmentSpec | None) -> v2.Compose:
     shift -> translate, shear_range -> shear factor (converted to degrees),
     zoom_range -> isotropic scale; `grayscale` (ours) -> RandomGrayscale. Flip comes last so that, with flip as the only
     augmentation, its random draw is the only one (training/cached.py relies on it).
+
+    The affine warp runs on a PIL image (PIL's C resampler), not on the tensor (torchvision's
+    grid_sample in float): the whole transform is 2.9x faster per 224 px image on one core (1.4x
+    at 64 px), and 8 loader workers deliver 7,101 instead of 3,536 images/s on the H200 machine
+    (bench/gpu_paper_profile.py), headroom for machines with fewer cores per GPU. Same random
+    draws; the nearest-neighbour output differs from the tensor path's in ~0.1 % of pixels.
     """
     ops: list[v2.Transform] = []
     if augment is not None and augment.geometric:
         shear_deg = float(np.degrees(np.arctan(augment.shear)))
-        ops.append(v2.RandomAffine(degrees=augment.rotation, translate=(augment.shift, augment.shift),
-                                   scale=(1 - augment.zoom, 1 + augment.zoom), shear=(-shear_deg, shear_deg)))
+        ops += [v2.ToPILImage(),
+                v2.RandomAffine(degrees=augment.rotation, translate=(augment.shift, augment.shift),
+                                scale=(1 - augment.zoom, 1 + augment.zoom), shear=(-shear_deg, shear_deg)),
+                v2.PILToTensor()]
     if augment is not None and augment.grayscale > 0:
         ops.append(v2.RandomGrayscale(p=augment.grayscale))  # keeps 3 channels
     if augment is not None and augment.hflip:

@@ -29,7 +29,7 @@ With CUDA: the paper profile (VGG16 width 1.0, 224 px, bf16 autocast, channels_l
 what it skipped. Needs torch, torchvision, pydantic (facetransfer.config) and zennit for the
 LRP rows (skipped, with a line, where zennit is missing); no mlflow, no dvc.
 
-    python bench/gpu_paper_profile.py [--batch 32] [--steps 60] [--workers 8] [--repeats 3]
+    python bench/gpu_paper_profile.py [--batch 32] [--steps 60] [--workers 8] [--repeats 3] [--lrp-only]
 """
 
 from __future__ import annotations
@@ -181,8 +181,28 @@ def lrp_rows(model, split: Split, batch: int, device: torch.device, channels_las
     return {"lrp": lrp, "plain": plain, "input": input_grad}
 
 
+def zennit_epsilon_plus(model, split: Split, batch: int, device: torch.device) -> Callable[[], int]:
+    """zennit's own EpsilonPlus(epsilon=0), the same rules without our VGG fast path, channels_last."""
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlus
+
+    images, targets = split.images[: 4 * batch], split.labels[: 4 * batch]
+
+    def run() -> int:
+        model.eval()
+        with Gradient(model=model, composite=EpsilonPlus(epsilon=0.0)) as attributor:
+            for start in range(0, len(images), batch):
+                x = normalize(torch.from_numpy(images[start:start + batch]).to(device).permute(0, 3, 1, 2))
+                t = torch.from_numpy(targets[start:start + batch]).to(device)
+                x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+                attributor(x, lambda y: y * torch.nn.functional.one_hot(t, y.shape[1]).to(y.dtype))[1].sum(1).cpu()
+        return len(images)
+
+    return run
+
+
 def shipped_lrp(model, split: Split, batch: int, device: torch.device) -> Callable[[], int]:
-    """`explain_images` as the saliency stage calls it (a freshly loaded, contiguous model)."""
+    """`explain_images` as the saliency stage calls it (it moves the model to channels_last on CUDA)."""
     from facetransfer.explain.lrp import explain_images
 
     images, targets = split.images[: 4 * batch], split.labels[: 4 * batch]
@@ -196,6 +216,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="DataLoader workers (default: loader_workers auto on CUDA)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each row reports its median")
+    parser.add_argument("--lrp-only", action="store_true", help="skip the training rows")
     parser.add_argument("--cpu-size", type=int, default=64, help="image side without CUDA")
     parser.add_argument("--cpu-width", type=float, default=0.125, help="VGG16 width without CUDA")
     args = parser.parse_args()
@@ -211,49 +232,72 @@ def main() -> None:
         print("no CUDA: skipped the paper-scale GPU numbers (224 px, width 1.0, bf16, channels_last); "
               "the ratios below are the CPU's")
     split = fake_split(args.batch * args.steps, size, classes=2)
-    model = make_model(width, 2, device, channels_last=cuda)  # as `fit` moves it on CUDA
+    training = {} if args.lrp_only else training_rows(split, width, args, device)
+    lrp = all_lrp_rows(split, width, args.batch, device)
+    rates = measure({**training, **lrp}, args.repeats, device)
+    if training:
+        print_training(rates, training, split, args, device)
+    if lrp:
+        print_lrp(rates)
+
+
+def training_rows(split: Split, width: float, args: argparse.Namespace, device: torch.device) -> dict[str, Callable]:
+    model = make_model(width, 2, device, channels_last=device.type == "cuda")  # as `fit` moves it on CUDA
     augmented = ImageDataset(split, build_transform(PAPER_AUGMENT))
     before = ImageDataset(split, tensor_affine_transform())
     x, y = resident_batch(split, args.batch, device)
-    w = args.workers
-    training = {
+    w, batch = args.workers, args.batch
+    return {
         "bare step (batch on the device)": bare_steps(model, x, y, args.steps, device, read_loss=False),
         "bare step, loss read every step": bare_steps(model, x, y, args.steps, device, read_loss=True),
-        f"our loop, {w} workers + pinned memory": loop_epoch(model, loader(augmented, args.batch, w, device), device),
+        f"our loop, {w} workers + pinned memory": loop_epoch(model, loader(augmented, batch, w, device), device),
         f"our loop, {w} workers, 4 batches prefetched each": loop_epoch(
-            model, loader(augmented, args.batch, w, device, prefetch=4), device),
-        "our loop, loader in the main process": loop_epoch(model, loader(augmented, args.batch, 0, device), device),
-        f"loader alone, {w} workers": loader_alone(loader(augmented, args.batch, w, device)),
-        "loader alone, main process": loader_alone(loader(augmented, args.batch, 0, device)),
-        f"before (tensor affine): our loop, {w} workers": loop_epoch(model, loader(before, args.batch, w, device),
-                                                                    device),
-        f"before (tensor affine): loader alone, {w} workers": loader_alone(loader(before, args.batch, w, device)),
+            model, loader(augmented, batch, w, device, prefetch=4), device),
+        "our loop, loader in the main process": loop_epoch(model, loader(augmented, batch, 0, device), device),
+        f"loader alone, {w} workers": loader_alone(loader(augmented, batch, w, device)),
+        "loader alone, main process": loader_alone(loader(augmented, batch, 0, device)),
+        f"before (tensor affine): our loop, {w} workers": loop_epoch(model, loader(before, batch, w, device), device),
+        f"before (tensor affine): loader alone, {w} workers": loader_alone(loader(before, batch, w, device)),
     }
-    lrp = {}
+
+
+def all_lrp_rows(split: Split, width: float, batch: int, device: torch.device) -> dict[str, Callable]:
     try:
-        lrp = {f"{kind} ({layout})": fn
-               for layout, cl, bf16 in LRP_VARIANTS
-               for kind, fn in lrp_rows(make_model(width, 2, device, cl), split, args.batch, device, cl, bf16).items()}
-        lrp["explain_images"] = shipped_lrp(make_model(width, 2, device, False), split, args.batch, device)
+        rows = {f"{kind} ({layout})": fn
+                for layout, cl, bf16 in LRP_VARIANTS
+                for kind, fn in lrp_rows(make_model(width, 2, device, cl), split, batch, device, cl, bf16).items()}
     except ImportError as missing:
         print(f"LRP skipped: {missing}")
-    rates = measure({**training, **lrp}, args.repeats, device)
+        return {}
+    rows["explain_images"] = shipped_lrp(make_model(width, 2, device, False), split, batch, device)
+    rows["zennit EpsilonPlus"] = zennit_epsilon_plus(make_model(width, 2, device, True), split, batch, device)
+    return rows
+
+
+def print_training(rates: dict[str, float], training: dict, split: Split, args: argparse.Namespace,
+                   device: torch.device) -> None:
     bare = rates["bare step (batch on the device)"]
     print("\n| measure | images/s (median) | x bare step |\n|---|---|---|")
     for row in training:
         print(f"| {row} | {rates[row]:,.0f} | {rates[row] / bare:.2f} |")
-    print(f"\nA fresh loader's first batch (once per epoch in `fit`): {w} workers "
-          f"{first_batch_seconds(augmented, args.batch, w, device):.2f} s, main process "
+    augmented = ImageDataset(split, build_transform(PAPER_AUGMENT))
+    print(f"\nA fresh loader's first batch (once per epoch in `fit`): {args.workers} workers "
+          f"{first_batch_seconds(augmented, args.batch, args.workers, device):.2f} s, main process "
           f"{first_batch_seconds(augmented, args.batch, 0, device):.2f} s")
+
+
+def print_lrp(rates: dict[str, float]) -> None:
     for layout, _, _ in LRP_VARIANTS:
-        if f"lrp ({layout})" in rates:
-            r = {k: rates[f"{k} ({layout})"] for k in ("lrp", "plain", "input")}
-            print(f"\nLRP, {layout}: {r['lrp']:,.0f} images/s; plain forward+backward {r['plain']:,.0f} -> "
-                  f"**{r['lrp'] / r['plain']:.2f}x** (target >= 0.8); input-only gradient {r['input']:,.0f} -> "
-                  f"{r['lrp'] / r['input']:.2f}x")
-    if "explain_images" in rates:
-        print(f"explain_images as shipped (maps to the host, model loaded contiguous): {rates['explain_images']:,.0f} "
-              f"images/s -> {rates['explain_images'] / rates['plain (contiguous)']:.2f}x plain (contiguous)")
+        r = {k: rates[f"{k} ({layout})"] for k in ("lrp", "plain", "input")}
+        print(f"\nLRP, {layout}: {r['lrp']:,.0f} images/s; plain forward+backward {r['plain']:,.0f} -> "
+              f"**{r['lrp'] / r['plain']:.2f}x** (target >= 0.8); input-only gradient {r['input']:,.0f} -> "
+              f"{r['lrp'] / r['input']:.2f}x")
+    plain = rates["plain (channels_last)"]
+    print(f"explain_images as shipped: {rates['explain_images']:,.0f} images/s -> "
+          f"**{rates['explain_images'] / plain:.2f}x** plain forward+backward (channels_last); zennit's own "
+          f"EpsilonPlus(epsilon=0), without our VGG fast path: {rates['zennit EpsilonPlus']:,.0f} -> "
+          f"{rates['zennit EpsilonPlus'] / plain:.2f}x")
+
 
 def measure(rows: dict[str, Callable[[], int]], repeats: int, device: torch.device) -> dict[str, float]:
     """Median images/s of each row over `repeats` rounds, after one warm-up call each (cuDNN autotuning,

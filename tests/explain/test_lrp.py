@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch import nn
 from zennit.attribution import Gradient
-from zennit.composites import EpsilonPlus
+from zennit.composites import EpsilonPlus, SpecialFirstLayerMapComposite, layer_map_base
+from zennit.rules import Epsilon, ZPlus
+from zennit.types import Convolution
 
 from facetransfer.config import ModelSpec
 from facetransfer.explain import (
@@ -107,6 +109,25 @@ def test_first_conv_zplus_composite_matches_the_float64_reference(bias):
     for n in range(3):
         expected = _reference_lrp(net, x[n].numpy(), int(targets[n]))
         np.testing.assert_allclose(relevance.sum(1)[n].numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_vgg_fast_path_equals_zennits_zplus_bit_for_bit():
+    # NonNegativeZPlus drops ZPlus's zero branch, its input clamp and its general stabilizer: on the
+    # non-negative inputs of every VGG conv after the first, the relevance must not change at all.
+    torch.manual_seed(0)
+    model = build(ModelSpec(width=0.0625, batch_norm=False), 8).eval()
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    targets = torch.tensor([7, 0, 3, 3])
+
+    def relevance(composite):
+        with Gradient(model=model, composite=composite) as attributor:
+            _, rel = attributor(x.clone().requires_grad_(True),
+                                lambda y: y * torch.nn.functional.one_hot(targets, 8).to(y.dtype))
+        return rel
+
+    zplus = SpecialFirstLayerMapComposite(layer_map=layer_map_base() + [(Convolution, ZPlus()), (nn.Linear, Epsilon(0.0))],
+                                          first_map=[(Convolution, ZPlus())])
+    assert torch.equal(relevance(first_conv_zplus_composite()), relevance(zplus))
 
 
 def test_relevance_is_conserved_for_a_bias_free_net():

@@ -35,7 +35,9 @@ class NonNegativeZPlus(BasicHook):
     z = W+ x + b+ is >= 0, where zennit's stabilizer (z + eps * (sign(z) + [z == 0])) is
     z + eps. Dropping the branch halves the conv work; the clamp and the general stabilizer
     were five passes over each activation, which at 224 px cost more than the convs on a GPU.
-    The relevance is the same bit for bit (tested against ZPlus and the float64 reference).
+    The relevance is the same bit for bit where the conv sums its non-negative terms directly, as
+    on the CPU (tested against ZPlus and the float64 reference); a GPU conv algorithm that
+    subtracts (Winograd) can leave z slightly below 0, where this divides by z + eps, not z - eps.
     """
 
     def __init__(self, stabilizer: float = 1e-6):

@@ -109,17 +109,18 @@ def explain_images(model: nn.Module, images: np.ndarray, targets: np.ndarray, ba
     """LRP maps (N, H, W) float32 of uint8 images (N, H, W, 3), normalised as in training, in batches.
 
     Memory is bounded by `batch_size` however many images there are (plus the maps returned).
-    On CUDA the model (moved in place) and the inputs are channels_last, as in training: VGG16 at
-    224 px on an H200, 1,027 images/s against 835 with both contiguous (bench/gpu_paper_profile.py).
+    The inputs are channels_last already (permuted from (N, H, W, 3)); on CUDA the model is moved
+    to channels_last too (in place), as in training: VGG16 at 224 px on an H200, 1,027 images/s
+    against 835 with both contiguous (bench/gpu_paper_profile.py). The CPU keeps the model as it
+    is: its maps stay the bytes they were.
     """
     device = torch.device(device)
-    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    model = model.to(device, memory_format=layout)
+    model = model.to(device, memory_format=torch.channels_last) if device.type == "cuda" else model.to(device)
     out = np.empty(images.shape[:3], dtype=np.float32)
     with lrp_session(model) as explain:
         for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
-            x = normalize(batch.permute(0, 3, 1, 2)).contiguous(memory_format=layout)  # (B, 3, H, W)
+            x = normalize(batch.permute(0, 3, 1, 2))  # (B, 3, H, W), channels_last strides
             t = torch.tensor(np.asarray(targets[start:start + batch_size]), dtype=torch.int64, device=device)
             out[start:start + len(batch)] = explain(x, t).float().cpu().numpy()
     return out

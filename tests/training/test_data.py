@@ -64,6 +64,23 @@ def _dataset(augment=PAPER, seed=5, n=12):
     return ImageDataset(Split(images, np.arange(n), np.arange(n) % 2), build_transform(augment), seed)
 
 
+def test_normalize_uses_tensors_made_once_and_gives_torchvisions_numbers(monkeypatch):
+    # Lists of statistics would be copied to the device on every call (a host stall per batch on CUDA).
+    from torchvision.transforms.v2 import functional as F
+
+    from facetransfer.training.data import IMAGENET_MEAN, IMAGENET_STD, normalize
+
+    batch = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)).permute(0, 3, 1, 2)
+    expected = F.normalize(F.to_dtype(batch, torch.float32, scale=True), list(IMAGENET_MEAN), list(IMAGENET_STD))
+    made = []
+    as_tensor = torch.as_tensor
+    monkeypatch.setattr(torch, "as_tensor", lambda data, *a, **k: made.append(type(data)) or as_tensor(data, *a, **k))
+    for _ in range(3):
+        out = normalize(batch)
+        assert torch.equal(out, expected) and out.stride() == expected.stride()
+    assert all(kind is torch.Tensor for kind in made), made
+
+
 def test_sample_seeds_differ_by_seed_epoch_and_index():
     seeds = {sample_seed(s, e, i) for s in (0, 1) for e in (0, 1, 2) for i in range(50)}
     assert len(seeds) == 2 * 3 * 50

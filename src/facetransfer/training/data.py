@@ -6,6 +6,7 @@ augmented only when the loader asks for it, and each batch is normalised once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,19 @@ def normalize(batch: torch.Tensor) -> torch.Tensor:
     Done once per batch rather than per image (measured ~5 % of a CPU training
     step per image); on a GPU the batch also travels as uint8, 4x less data.
     """
-    return F.normalize(F.to_dtype(batch, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
+    return F.normalize(F.to_dtype(batch, torch.float32, scale=True), *_imagenet_stats(batch.device))
+
+
+@functools.cache
+def _imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (3,) mean and std as float32 tensors on `device`, made once per device.
+
+    Given Python lists, torchvision's normalize copies them to the device on every call, and a
+    copy from ordinary host memory makes the host wait for the GPU: two stalls per training step
+    on CUDA (bench/gpu_paper_profile.py --part trace). Same numbers as the lists, bit for bit.
+    """
+    return (torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device),
+            torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device))
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

@@ -29,7 +29,8 @@ With CUDA: the paper profile (VGG16 width 1.0, 224 px, bf16 autocast, channels_l
 what it skipped. Needs torch, torchvision, pydantic (facetransfer.config) and zennit for the
 LRP rows (skipped, with a line, where zennit is missing); no mlflow, no dvc.
 
-    python bench/gpu_paper_profile.py [--batch 32] [--steps 60] [--workers 8] [--repeats 3] [--lrp-only]
+    python bench/gpu_paper_profile.py [--batch 32] [--steps 60] [--workers 8] [--repeats 3]
+        [--part all|training|lrp|trace]
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="DataLoader workers (default: loader_workers auto on CUDA)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each row reports its median")
-    parser.add_argument("--lrp-only", action="store_true", help="skip the training rows")
+    parser.add_argument("--part", choices=("all", "training", "lrp", "trace"), default="all",
+                        help="which rows; trace: profile one epoch of our loop (W workers) instead")
     parser.add_argument("--cpu-size", type=int, default=64, help="image side without CUDA")
     parser.add_argument("--cpu-width", type=float, default=0.125, help="VGG16 width without CUDA")
     args = parser.parse_args()
@@ -232,8 +234,10 @@ def main() -> None:
         print("no CUDA: skipped the paper-scale GPU numbers (224 px, width 1.0, bf16, channels_last); "
               "the ratios below are the CPU's")
     split = fake_split(args.batch * args.steps, size, classes=2)
-    training = {} if args.lrp_only else training_rows(split, width, args, device)
-    lrp = all_lrp_rows(split, width, args.batch, device)
+    if args.part == "trace":
+        return trace_loop(split, width, args, device)
+    training = training_rows(split, width, args, device) if args.part in ("all", "training") else {}
+    lrp = all_lrp_rows(split, width, args.batch, device) if args.part in ("all", "lrp") else {}
     rates = measure({**training, **lrp}, args.repeats, device)
     if training:
         print_training(rates, training, split, args, device)
@@ -259,6 +263,30 @@ def training_rows(split: Split, width: float, args: argparse.Namespace, device: 
         f"before (tensor affine): our loop, {w} workers": loop_epoch(model, loader(before, batch, w, device), device),
         f"before (tensor affine): loader alone, {w} workers": loader_alone(loader(before, batch, w, device)),
     }
+
+
+def trace_loop(split: Split, width: float, args: argparse.Namespace, device: torch.device) -> None:
+    """torch.profiler over one epoch of `train_one_epoch` with W workers: the host's top operations (is it
+    waiting for batches, or launching kernels?) and how much of the epoch the device was busy."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = make_model(width, 2, device, channels_last=device.type == "cuda")
+    data = loader(ImageDataset(split, build_transform(PAPER_AUGMENT)), args.batch, args.workers, device)
+    epoch = loop_epoch(model, data, device)
+    epoch()  # warm-up: workers, cuDNN
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync(device)
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        epoch()
+        sync(device)
+    wall = time.perf_counter() - start
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60))
+    if device.type == "cuda":
+        print(events.table(sort_by="self_device_time_total", row_limit=8, max_name_column_width=60))
+        busy = sum(e.self_device_time_total for e in events) / 1e6
+        print(f"epoch {wall:.2f} s under the profiler; kernels {busy:.2f} s: device busy {busy / wall:.0%}")
 
 
 def all_lrp_rows(split: Split, width: float, batch: int, device: torch.device) -> dict[str, Callable]:

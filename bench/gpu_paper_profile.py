@@ -18,7 +18,11 @@ variants run one after another, so each ratio compares timings taken side by sid
                          forward+backward of the same model and batches (gradients of every
                          parameter, as a training step) and against an input-only gradient, with
                          model and inputs contiguous and channels_last -> ratio (target >= 0.8);
-                         and `explain_images` itself, as the saliency stage calls it
+                         the same under bf16 autocast (a candidate, unused); `explain_images`
+                         itself, as the saliency stage calls it; zennit's stock EpsilonPlus
+  --part trace           instead of the rows: torch.profiler over one epoch of our loop, the host's
+                         top operations and the share of the epoch the device was busy (it found
+                         two host syncs per step in torchvision's normalize)
 
 `fit` starts its workers anew each epoch (the epoch number reaches them when they fork, so a
 sample's augmentation is the same whatever the worker count); the steady-state rows use

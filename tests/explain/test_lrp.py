@@ -116,6 +116,10 @@ def test_vgg_fast_path_equals_zennits_zplus_bit_for_bit():
     # non-negative inputs of every VGG conv after the first, the relevance must not change at all.
     torch.manual_seed(0)
     model = build(ModelSpec(width=0.0625, batch_norm=False), 8).eval()
+    with torch.no_grad():  # biases of both signs, as batch norm merged into a conv leaves them
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and module.bias is not None:
+                module.bias.uniform_(-0.1, 0.1)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     targets = torch.tensor([7, 0, 3, 3])
 

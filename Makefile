@@ -39,7 +39,7 @@ repro: data
 # The whole pipeline on a tiny benchmark and the smoke profile, in this working
 # tree (outputs land where `make repro` puts them; run `make repro` to go back).
 smoke: setup
-	facetransfer synth --out data --smoke
+	facetransfer synth --out data --params profiles/smoke.yaml
 	@cp params.yaml .params.default.yaml
 	@cp profiles/smoke.yaml params.yaml
 	facetransfer track-init

@@ -44,7 +44,7 @@ def build_smoke_repo(root: Path) -> Path:
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     run(root, "dvc", "init", "--no-scm", "-q")
     run(root, "dvc", "config", "core.analytics", "false")
-    run(root, "facetransfer", "synth", "--out", "data", "--smoke")
+    run(root, "facetransfer", "synth", "--out", "data")  # the synth section of the smoke profile
     run(root, "dvc", "add", "-q", "data")  # data.dvc, as in the real repository
     run(root, "facetransfer", "track-init")
     run(root, "facetransfer", "warm", "--", "dvc", "repro")  # as `make repro` runs it: stages forked warm

@@ -48,6 +48,10 @@ class AffectNetSynth(Frozen):
     no_emotion_rows: int = Field(40, ge=0)  # expression ids 8-10, dropped by the reader
     conflicting_duplicates: int = Field(150, ge=0)  # images listed again with another label
     negative_box_rows: int = Field(5, ge=0)  # face_width < 0, dropped by the reader
+    # wild: AffectNet's look (clutter, uneven light, tilt, occluders; expressions of any strength); lab: as
+    # CK+ is recorded (frontal, plain background, steady light, posed strength). The smoke profile uses lab,
+    # so that its few images are enough for a model to learn.
+    look: Literal["wild", "lab"] = "wild"
 
     @model_validator(mode="after")
     def _all_classes(self) -> "AffectNetSynth":
@@ -88,7 +92,7 @@ class SynthConfig(Frozen):
     supersample: int = Field(3, ge=1, le=8)
     workers: int = Field(2, ge=1)
     suppress_aus: tuple[int, ...] = ()
-    benchmark: Literal["full", "smoke"] = "full"  # smoke: the tiny benchmark of `synth --smoke` (the smoke profile)
+    benchmark: Literal["full", "smoke"] = "full"  # full: the sizes of this section; smoke: `synth --smoke`'s tiny one
     affectnet: AffectNetSynth = AffectNetSynth()
     unbc: UnbcSynth = UnbcSynth()
     ckplus: CkplusSynth = CkplusSynth()
@@ -102,7 +106,7 @@ class SynthConfig(Frozen):
         return self
 
     def smoke(self) -> "SynthConfig":
-        """A tiny benchmark for tests: same seed, size and behaviour, few images."""
+        """A tiny benchmark for unit tests: same seed, size and behaviour, few images (models stay at chance)."""
         return self.model_copy(update={
             "benchmark": "smoke",
             "affectnet": AffectNetSynth(train_per_class={c: 12 for c in EMOTIONS}, validation_per_class=6,

@@ -266,3 +266,23 @@ def test_counterfactual_test_images_are_the_test_images_without_one_au(smoke_dat
     footprint = np.unpackbits(found.footprints[row["footprint"]], axis=-1, count=original.shape[1]).astype(bool)
     assert footprint.any() and (np.abs(original - without).max(-1)[footprint] > 0).mean() > 0.5
     assert not (counterfactuals.FOLDER in {p.name for p in (smoke_data / "unbc").iterdir()})
+
+
+def test_the_lab_look_is_frontal_plain_and_posed_and_wild_stays_the_default():
+    from facetransfer.config import AffectNetSynth, EMOTIONS
+
+    def items(look: str):
+        sizes = AffectNetSynth(train_per_class={e: 30 for e in EMOTIONS}, validation_per_class=2, no_emotion_rows=0,
+                               label_noise=0.0, look=look)
+        return build_affectnet(SynthConfig().model_copy(update={"affectnet": sizes}))
+
+    lab, wild = items("lab"), items("wild")
+    assert all(i.scene.pose.angle == 0.0 and not i.scene.nuisance.clutter and i.scene.nuisance.occluder is None
+               and i.scene.nuisance.background[0] == i.scene.nuisance.background[1] for i in lab)
+    assert np.std([i.scene.pose.angle for i in wild]) > 0.05 and any(i.scene.nuisance.clutter for i in wild)
+    # Posed: the AUs of an emotion's prototype come out stronger on average (strength 0.75-1 instead of 0.45-1).
+    def mean_intensity(group):
+        return np.mean([v for i in group for v in i.scene.expression.intensities.values()])
+    assert mean_intensity(lab) > 1.15 * mean_intensity(wild)
+    assert all(i.meta["label"] == EMOTIONS.index(i.meta["emotion"]) for i in lab)  # label_noise 0
+    assert AffectNetSynth().look == "wild"

@@ -20,7 +20,7 @@ from facetransfer.data.labels import (
     pspi,
 )
 from facetransfer.data.synth.faces import Expression, Pose, sample_identity
-from facetransfer.data.synth.render import Scene
+from facetransfer.data.synth.render import Nuisance, Scene
 from facetransfer.data.synth.sampling import (
     lab_nuisance,
     noise_seed,
@@ -64,6 +64,18 @@ _VALENCE_AROUSAL = {
 }
 
 
+def _wild_look(rng: np.random.Generator, size: int, image_noise_seed: int) -> tuple[Pose, Nuisance]:
+    """AffectNet's in-the-wild crops: tilted, shifted, cluttered, unevenly lit."""
+    return wild_pose(rng, size, 0.55 * size), wild_nuisance(rng, image_noise_seed)
+
+
+def _lab_look(rng: np.random.Generator, size: int, image_noise_seed: int) -> tuple[Pose, Nuisance]:
+    """The same faces recorded as in a lab (CK+-like): frontal, centred, plain background, steady light."""
+    face_px = 0.55 * size
+    background = tuple(int(v) for v in rng.integers(60, 200, 3))
+    return Pose(size / 2, size / 2 - 0.06 * face_px, face_px, 0.0), lab_nuisance(rng, image_noise_seed, background)
+
+
 def build_affectnet(cfg: SynthConfig) -> list[Item]:
     rng = np.random.default_rng([cfg.seed, DATASET_IDS["affectnet"]])
     a, size = cfg.affectnet, _canvas(cfg)
@@ -74,9 +86,10 @@ def build_affectnet(cfg: SynthConfig) -> list[Item]:
     for index, (split, emotion) in enumerate(plan):
         identity = sample_identity(rng)
         shown = "neutral" if emotion == "none" else emotion
-        expression = sample_expression(rng, shown, strength=(0.45, 1.0))
-        pose = wild_pose(rng, size, 0.55 * size)
-        nuisance = wild_nuisance(rng, noise_seed(cfg.seed, DATASET_IDS["affectnet"], index))
+        # lab: posed at CK+'s strength (the AUs a model must read are clearer)
+        expression = sample_expression(rng, shown, strength=(0.75, 1.0) if a.look == "lab" else (0.45, 1.0))
+        pose, nuisance = (_lab_look if a.look == "lab" else _wild_look)(
+            rng, size, noise_seed(cfg.seed, DATASET_IDS["affectnet"], index))
         label = EMOTIONS.index(emotion) if emotion != "none" else int(rng.integers(8, 11))
         if emotion != "none" and split == "training" and rng.uniform() < a.label_noise:
             label = int(rng.choice([k for k in range(len(EMOTIONS)) if k != label]))

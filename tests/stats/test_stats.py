@@ -102,6 +102,16 @@ def test_holm_hand_worked():
     np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
 
 
+def test_holm_equals_statsmodels_bit_for_bit_with_ties_and_caps():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for m in (1, 2, 5, 40, 300):
+        p = rng.uniform(0, 1, m) ** 3  # many small ones, so some adjusted values reach the cap
+        p[rng.integers(0, m, m // 4)] = p[0]  # ties
+        assert np.array_equal(holm(p), multipletests(p, method="holm")[1]), m
+
+
 def test_holm_caps_at_one_and_rejects_nan():
     np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])
     assert holm([]).shape == (0,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from pathlib import Path
 
@@ -13,6 +14,16 @@ from facetransfer.data.synth.generate import generate
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_PARAMS = REPO / "profiles" / "smoke.yaml"
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`make test`: two workers on two cores), torch in each worker process uses one
+    thread. The end-to-end repro trains in subprocesses that keep the machine's default (the profile's
+    numbers are those of a 2-thread run, as in CI and `make smoke`); with two threads per worker as well,
+    four busy threads on two cores slowed that repro about 2x (351 s alone, ~740 s beside the other worker).
+    Only in-process tests get one thread, and none of them compares numbers across thread counts."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -204,7 +204,7 @@ NEGATIVE_CHECKS = ["recall_flags_nothing", "saliency_flags_nothing", "reverse_co
 
 
 def test_controls_data_is_the_original_without_the_au(repo):
-    for au in (14, 5):
+    for au in SMOKE["controls"]["suppress_aus"]:  # (5,)
         control = pd.read_csv(repo / "controls" / "prepared" / f"suppress_au{au}" / "affectnet" / "index.csv")
         original = pd.read_csv(repo / "prepared" / "affectnet" / "index.csv")
         assert (control[f"gt_au_{au}"] == 0).all() and (original[f"gt_au_{au}"] > 0).any()
@@ -218,10 +218,10 @@ def test_controls_verdict_table(repo):
     for row in rows:
         checks.setdefault(row["control"], []).append(row["check"])
         assert isinstance(row["passed"], bool)
-    assert checks == {"suppress_au14": POSITIVE_CHECKS, "suppress_au5": POSITIVE_CHECKS, "negative": NEGATIVE_CHECKS,
+    assert checks == {"suppress_au5": POSITIVE_CHECKS, "negative": NEGATIVE_CHECKS,
                       "negative_seed2024": NEGATIVE_CHECKS, "all_negatives": NEGATIVE_CHECKS}  # smoke: one extra seed
-    recall = next(r for r in rows if r["control"] == "suppress_au14" and r["check"] == "recall_dropped")
-    assert recall["cls"] == "contempt" and 0 <= recall["recall_reference"] <= 1 and 0 <= recall["pvalue_holm"] <= 1
+    recall = next(r for r in rows if r["control"] == "suppress_au5" and r["check"] == "recall_dropped")
+    assert recall["cls"] == "surprise" and 0 <= recall["recall_reference"] <= 1 and 0 <= recall["pvalue_holm"] <= 1
     summary = json.loads((repo / "metrics" / "controls_summary.json").read_text())
     # The negative controls flag nothing after correction, and the recall and probe checks that say so ran
     # tests (the emotion model learns on the smoke profile: these are verdicts, not empty sets).
@@ -234,7 +234,7 @@ def test_controls_verdict_table(repo):
     planted = next(r for r in rows if r["control"] == "suppress_au5" and r["check"] == "plant_took")
     assert planted["passed"] and planted["excess_over_negatives"] > 0 and planted["pvalue_vs_negatives"] < 0.05, planted
     assert all(r["runs"] == 2 for r in rows if r["control"] == "all_negatives")
-    for name in ("verdicts.csv", "verdicts.md", "recall.csv", "probes.csv", "analyses.json", "suppress_au14_contempt.png"):
+    for name in ("verdicts.csv", "verdicts.md", "recall.csv", "probes.csv", "analyses.json", "suppress_au5_surprise.png"):
         assert (repo / "reports" / "controls" / name).is_file(), name
 
 

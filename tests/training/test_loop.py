@@ -129,6 +129,20 @@ def test_one_epoch_reads_the_loss_once_and_returns_the_per_step_mean(prepared, m
     assert _same(model.state_dict(), reference.state_dict())
 
 
+def test_one_epoch_without_a_dtype_steps_in_the_devices_default(monkeypatch):
+    # A CUDA caller that passes no dtype must get bf16 autocast (the paper profile), as every stage does by
+    # passing it: the loop hands None to _autocast, which picks by device, instead of forcing float32.
+    seen = []
+    real = loop._autocast
+    monkeypatch.setattr(loop, "_autocast", lambda device, dtype=None: seen.append(dtype) or real(device, dtype))
+    model = _model()
+    batch = [(torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 0, 1]))]
+    loop.train_one_epoch(model, batch, FocalLoss(2.0), torch.optim.SGD(model.parameters(), lr=0.01), torch.device("cpu"))
+    assert seen == [None]
+    with real(torch.device("cpu"), None):
+        assert not torch.is_autocast_enabled("cpu")  # None on the CPU: float32 steps
+
+
 def test_another_seed_other_weights(prepared):
     first = _fit(_model(), prepared)
     other = _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"seed": 7}))

@@ -117,8 +117,9 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                    device: torch.device, dtype: torch.dtype = torch.float32) -> float:
-    """One pass over `loader` with steps in `dtype` (bfloat16: autocast); returns the mean training loss.
+                    device: torch.device, dtype: torch.dtype | None = None) -> float:
+    """One pass over `loader` with steps in `dtype` (bfloat16: autocast; None: the device's default, bf16 on
+    CUDA and float32 on the CPU, as `_autocast`); returns the mean training loss.
 
     Nothing in the loop waits for the device: labels travel like images (non-blocking from
     pinned memory) and the loss is summed on the device, read once at the end. A `.item()`

@@ -228,6 +228,7 @@ def test_controls_verdict_table(repo):
     for check in NEGATIVE_CHECKS:
         assert summary["negative"][check] is True and summary["all_negatives"][check] is True, check
     tested = {r["check"]: r["tests"] for r in rows if r["control"] == "negative" and "tests" in r}
+    # one McNemar test per emotion (8), one probe test per probed AU
     assert tested["recall_flags_nothing"] == 8 and tested["concept_probes_flag_nothing"] == len(SMOKE["controls"]["probe_aus"])
     # The planted AU5 is found: the fine-tune without AU5 moved LRP relevance off the AU5 region, beyond what
     # the negative controls' fine-tunes moved it.

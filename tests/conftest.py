@@ -30,7 +30,9 @@ def pytest_collection_modifyitems(config, items):
     """The end-to-end `dvc repro` (tests/test_pipeline.py, the longest file by far) first and the sharing
     tests that reuse its repository (tests/test_sharing.py) last: under `make test` (pytest -n, whole
     files per worker, in this order) one worker starts the repro at once while the other takes every
-    other file, then the sharing tests, by which time the repository is (nearly) built."""
+    other file, then the sharing tests, by which time the repository is (nearly) built. The queued-
+    experiment test sits at the end of tests/test_pipeline.py, so it runs on the builder's worker beside
+    the sharing tests (xdist gave both sharing files to the same worker when it was a file of its own)."""
     order = {"test_pipeline.py": 0, "test_sharing.py": 2}
     items.sort(key=lambda item: order.get(item.path.name, 1))  # stable: the rest keep their order
 

@@ -1,7 +1,7 @@
 """The end-to-end smoke repository: `dvc repro` of the real dvc.yaml on the smoke profile, built once.
 
-tests/test_pipeline.py checks its outputs and tests/test_sharing.py shares it through DVC remotes,
-MLflow and the experiment queue. Under `make test` (pytest-xdist) the two files run on different
+tests/test_pipeline.py checks its outputs and runs a queued experiment on it; tests/test_sharing.py
+shares it through DVC remotes and an MLflow server. Under `make test` (pytest-xdist) the two files run on different
 workers: the first to ask builds the repository while the other waits on a file lock, so it is
 built once per session, not once per worker (xdist's documented pattern for session fixtures).
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +278,49 @@ def test_second_repro_does_nothing(repo):
     assert "up to date" in _run(repo, "dvc", "status")
     second = _run(repo, "dvc", "repro")
     assert "Running stage" not in second and "didn't change" in second
+
+
+# --- queued experiments: `dvc exp run --queue` + `dvc queue start` log into the repository's own store ---
+# Here rather than in tests/test_sharing.py: this file runs on the worker that built the repository, so
+# under `make test` this test (the longest sharing one, ~70 s) runs beside the other worker's sharing tests
+# instead of after them (in one file they kept one worker busy ~3 min while the other idled).
+
+
+def _git_repo_copy(a: Path, q: Path) -> None:
+    """A copy of A (cache and MLflow store included) turned into a git repository, as a user's checkout is."""
+    from dvc.repo import Repo
+
+    shutil.copytree(a, q, ignore=shutil.ignore_patterns("__pycache__"))
+    with Repo(str(q)) as repo:
+        cached = [Path(out.fs_path).relative_to(q) for stage in repo.index.stages for out in stage.outs if out.use_cache]
+    ignored = ["/mlflow.db", "/mlruns", "/data", *[f"/{rel.as_posix()}" for rel in cached]]
+    (q / ".gitignore").write_text("\n".join(ignored) + "\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run(q, "git", "init", "-q")
+    _run(q, "dvc", "config", "core.no_scm", "false")
+    _run(q, "git", "add", "-A")
+    _run(q, *git, "commit", "-q", "-m", "smoke pipeline")
+
+
+def test_queued_experiment_logs_into_the_repository_store(repo, tmp_path):
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    q = tmp_path / "q"
+    _git_repo_copy(repo, q)
+    # A param only the last stage reads, and that stage alone (`report --single-item`: the queue's
+    # workspace would otherwise hash every stage's deps again, ~13 s here): the queued experiment reruns
+    # `report` (a trainee param would retrain the trainees, minutes for no extra check of the queue).
+    _run(q, "dvc", "exp", "run", "report", "--single-item", "--queue", "-q", "-n", "top-two",
+         "-S", "report.ranking_top=2")
+    _run(q, "dvc", "queue", "start")
+    deadline = time.monotonic() + 600
+    while "Queued" in (status := _run(q, "dvc", "queue", "status")) or "Running" in status:
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert "Success" in status, status + _run(q, "dvc", "queue", "logs", "top-two")
+    _run(q, "dvc", "queue", "stop")
+    client = MlflowClient(f"sqlite:///{q / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.dvc_exp_name = 'top-two'")
+    assert [r.info.run_name for r in runs] == ["report"] and runs[0].data.params["ranking_top"] == "2"

@@ -55,8 +55,9 @@ def latest_repro_start(runs: list[dict]) -> int:
 
 def profile(runs: list[dict], since_ms: int, end_ms: int | None) -> pd.DataFrame:
     """One row per stage, in the order the stages ran: minutes per phase."""
-    runs = sorted((r for r in runs if r["start_ms"] >= since_ms and (end_ms is None or r["start_ms"] <= end_ms)),
-                  key=lambda r: r["start_ms"])
+    # Nested runs (train-trainee's one per variant) lie inside their parent's run: the parent counts.
+    runs = sorted((r for r in runs if r["start_ms"] >= since_ms and (end_ms is None or r["start_ms"] <= end_ms)
+                   and not r.get("parent")), key=lambda r: r["start_ms"])
     rows: OrderedDict[str, dict] = OrderedDict()
     for previous, run in zip([None] + runs[:-1], runs):
         row = rows.setdefault(stage_of(run["name"]), {"runs": 0, "before": 0.0, "epochs": 0.0, "in run": 0.0})

@@ -18,9 +18,9 @@ def bench():
     return module
 
 
-def _run(name, start_s, end_s, epochs_s=0.0):
+def _run(name, start_s, end_s, epochs_s=0.0, parent=None):
     return {"run_id": name, "name": name, "start_ms": int(start_s * 1000), "end_ms": int(end_s * 1000),
-            "epoch_seconds": epochs_s}
+            "epoch_seconds": epochs_s, "parent": parent}
 
 
 def test_stage_names_drop_the_variant(bench):
@@ -48,3 +48,12 @@ def test_time_before_the_first_run_gets_its_own_row(bench):
     table = bench.profile([_run("train-emotion", 30, 90, 60)], since_ms=0, end_ms=None)
     assert list(table.index) == ["before the first run (prepare)", "train-emotion"]
     assert table.iloc[0]["before"] * 60 == pytest.approx(30) and table["total"].sum() * 60 == pytest.approx(90)
+
+
+def test_nested_runs_count_in_their_parent(bench):
+    """train-trainee: one run over the whole stage, one nested run per variant logged as it finishes."""
+    runs = [_run("train-trainee", 0, 100), _run("train-trainee/plain", 40, 41, parent="train-trainee"),
+            _run("train-trainee/mean", 90, 91, parent="train-trainee"), _run("trainee-report", 110, 120)]
+    table = bench.profile(runs, since_ms=0, end_ms=None) * 60
+    assert table.loc["train-trainee", "in run"] == pytest.approx(100) and table.loc["train-trainee", "before"] == 0
+    assert table["total"].sum() == pytest.approx(120)

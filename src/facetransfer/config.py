@@ -458,6 +458,8 @@ class TraineeConfig(Frozen):
     lr: float = Field(0.003, gt=0.0)  # paper 0.001; at 64 px from scratch that sat at the class prior for 10+ epochs
     hflip: bool = True
     target_f1: float = Field(0.2, gt=0.0, le=1.0)  # "steps to reach" this validation macro F1
+    threads: int = Field(2, gt=0)  # torch threads per variant: fixed, so the numbers do not depend on the machine
+    workers: int = Field(1, gt=0)  # variants trained side by side (results do not depend on it); workers x threads <= cores
 
     @model_validator(mode="after")
     def _known(self) -> "TraineeConfig":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from facetransfer.config import TraineeConfig
-from facetransfer.masking.trainee import curve_summary, train_trainee, variants
+from facetransfer.masking.trainee import Job, curve_summary, plan, run_epochs, train_trainee, variants
 
 
 def test_the_seven_variants_and_their_schedules():
@@ -37,6 +38,32 @@ def test_same_seed_gives_identical_curves_and_the_switch_is_recorded():
     assert [r["step"] for r in first] == [2, 4, 6]
     other = train_trainee(variants(1)["plain"], train, labels, val, val_labels, 8, cfg)[1]
     assert other[0]["val_loss"] != first[0]["val_loss"]  # masked first epoch -> a different curve
+
+
+def test_a_prefix_continued_gives_the_weights_of_one_straight_run():
+    """What lets `mean` and `mean-then-plain` share their first epochs: stop after 2, continue to 4 (here
+    with another variant, as the pair does) = 4 in one go. Model, optimizer and dropout RNG all resume."""
+    train, labels, val, val_labels = _data()
+    cfg = TraineeConfig(width=0.35, epochs=4, switch_epoch=2, batch_size=16)
+    pair = variants(cfg.switch_epoch)
+    straight_model, straight = run_epochs(pair["mean-then-plain"], train, labels, val, val_labels, 8, cfg)
+    _, prefix = run_epochs(pair["mean"], train, labels, val, val_labels, 8, cfg, stop=2)
+    resumed_model, resumed = run_epochs(pair["mean-then-plain"], train, labels, val, val_labels, 8, cfg, start=prefix)
+    assert resumed.history == straight.history and [r["images"] for r in resumed.history] == ["mean"] * 2 + ["plain"] * 2
+    assert all(torch.equal(resumed.model[k], straight.model[k]) for k in straight.model)
+    assert torch.equal(resumed.rng, straight.rng)
+    # the prefix's state is a copy: training on from it did not change it
+    _, again = run_epochs(pair["mean-then-plain"], train, labels, val, val_labels, 8, cfg, start=prefix)
+    assert again.history == straight.history
+
+
+def test_the_plan_shares_a_prefix_only_within_a_pair():
+    jobs = plan(["plain", "mean", "perceptive", "mean-then-plain", "negative-then-plain"], switch_epoch=5, epochs=20)
+    assert jobs == [Job("plain", "plain", 20), Job("mean@5", "mean", 5), Job("mean", "mean", 20, after="mean@5"),
+                    Job("perceptive", "perceptive", 20), Job("mean-then-plain", "mean-then-plain", 20, after="mean@5"),
+                    Job("negative-then-plain", "negative-then-plain", 20)]
+    assert plan(["mean", "mean-then-plain"], switch_epoch=20, epochs=20) == [Job("mean", "mean", 20),
+                                                                            Job("mean-then-plain", "mean-then-plain", 20)]
 
 
 def test_curve_summary_hand_worked():

@@ -31,26 +31,27 @@ def stage_inputs(tmp_path, smoke_benchmark, monkeypatch):
     pd.DataFrame({"source_row": rows}).to_csv(folder / "train.csv", index=False)
     params = tmp_path / "params.yaml"
     params.write_text(f"trainee: {{variants: [{', '.join(VARIANTS)}], width: 0.35, epochs: 2, switch_epoch: 1, "
-                      "batch_size: 16, target_f1: 0.05}\n")
+                      "batch_size: 16, target_f1: 0.05, threads: 1, workers: 2}\n")
     return tmp_path, data, params
 
 
-def _train(tmp_path, data, params, variant):
-    return CliRunner().invoke(app, ["train-trainee", "--variant", variant, "--data", str(data),
-                                    "--masked", str(tmp_path / "masked"), "--out", str(tmp_path / "models" / variant),
-                                    "--metrics", str(tmp_path / "metrics" / f"{variant}.json"),
-                                    "--plots", str(tmp_path / "plots" / variant),
-                                    "--run-id", str(tmp_path / "runs" / f"{variant}.json"), "--params", str(params)])
+def _train(tmp_path, data, params, *variants):
+    chosen = [arg for variant in variants for arg in ("--variant", variant)]
+    return CliRunner().invoke(app, ["train-trainee", *chosen, "--data", str(data), "--masked", str(tmp_path / "masked"),
+                                    "--out", str(tmp_path / "models"), "--metrics", str(tmp_path / "metrics"),
+                                    "--plots", str(tmp_path / "plots"), "--run-id", str(tmp_path / "runs"),
+                                    "--params", str(params)])
 
 
 def test_train_trainee_then_report(stage_inputs):
     tmp_path, data, params = stage_inputs
+    result = _train(tmp_path, data, params)  # every variant of the params, mean and mean-then-plain sharing epoch 1
+    assert result.exit_code == 0, result.output
     for variant in VARIANTS:
-        result = _train(tmp_path, data, params, variant)
-        assert result.exit_code == 0, result.output
         history = pd.read_csv(tmp_path / "plots" / variant / "history.csv")
         assert list(history["epoch"]) == [1, 2]
         assert (tmp_path / "models" / variant / "model.pt").is_file()
+        assert json.loads((tmp_path / "runs" / f"{variant}.json").read_text())["run_id"]
     assert list(pd.read_csv(tmp_path / "plots" / "mean-then-plain" / "history.csv")["images"]) == ["mean", "plain"]
     report = tmp_path / "reports"
     result = CliRunner().invoke(app, ["trainee-report", "--summaries", str(tmp_path / "metrics"),
@@ -66,11 +67,33 @@ def test_train_trainee_then_report(stage_inputs):
         assert (report / name).is_file()
 
 
+def test_one_variant_alone_gives_the_bytes_of_the_shared_prefix_run(stage_inputs):
+    """mean-then-plain trained by itself (no prefix shared with mean, in this process) = trained with mean
+    (its first epoch continued from the shared prefix, in two worker processes)."""
+    tmp_path, data, params = stage_inputs
+    assert _train(tmp_path, data, params, "mean", "mean-then-plain").exit_code == 0
+    alone = tmp_path / "alone"
+    params.write_text(params.read_text().replace("workers: 2", "workers: 1"))
+    result = CliRunner().invoke(app, ["train-trainee", "--variant", "mean-then-plain", "--data", str(data),
+                                      "--masked", str(tmp_path / "masked"), "--out", str(alone / "models"),
+                                      "--metrics", str(alone / "metrics"), "--plots", str(alone / "plots"),
+                                      "--run-id", str(alone / "runs"), "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    for rel in ("plots/mean-then-plain/history.csv", "plots/mean-then-plain/confusion.csv", "metrics/mean-then-plain.json"):
+        assert (alone / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
+    import torch
+
+    shared, single = (torch.load(root / "models" / "mean-then-plain" / "model.pt", weights_only=True)["state_dict"]
+                      for root in (tmp_path, alone))
+    assert all(torch.equal(shared[k], single[k]) for k in shared)
+
+
 def test_train_trainee_names_a_missing_masked_dataset(stage_inputs):
     tmp_path, data, params = stage_inputs
     (tmp_path / "masked" / "mean" / "images.npy").unlink()
     result = _train(tmp_path, data, params, "mean")
     assert result.exit_code != 0 and "masked/mean/images.npy: not found" in result.output
+    assert not (tmp_path / "models").exists()  # refused before any training
 
 
 def test_trainee_report_names_a_missing_variant(stage_inputs):

@@ -1,4 +1,4 @@
-"""`facetransfer train-trainee`: one RBDM trainee variant (MobileNetV2, plain or masked training images);
+"""`facetransfer train-trainee`: the RBDM trainee variants (MobileNetV2, plain or masked training images);
 `facetransfer trainee-report`: all variants compared with the plain baseline."""
 
 from __future__ import annotations
@@ -16,85 +16,79 @@ from facetransfer.config import ConfigError, load_section
 from facetransfer.fsutil import atomic_dir, write_json_atomic
 
 
-def _inputs(data: Path, masked: Path, method: str | None):
-    import numpy as np
-    import pandas as pd
-
-    tables = {}
-    for split in ("train", "val"):
-        path = data / f"{split}.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found (run `facetransfer prepare` first)")
-        tables[split] = pd.read_csv(path, usecols=["row", "label"])
-    images = np.load(data / "images.npy", mmap_mode="r")
-    train = {"plain": images[tables["train"]["row"].to_numpy(np.int64)]}
-    if method is not None:
-        folder = masked / method
-        if not (folder / "images.npy").is_file():
-            raise FileNotFoundError(f"{folder / 'images.npy'}: not found (run the mask stage first)")
-        rows = pd.read_csv(folder / "train.csv", usecols=["source_row"])["source_row"].to_numpy()
-        if not np.array_equal(rows, tables["train"]["row"].to_numpy()):
-            raise FileNotFoundError(f"{folder}: masked rows do not match {data / 'train.csv'} (rerun the mask stage)")
-        train[method] = np.load(folder / "images.npy", mmap_mode="r")
-    val = tables["val"]
-    return train, tables["train"]["label"].to_numpy(), images[val["row"].to_numpy(np.int64)], val["label"].to_numpy()
-
-
 @app.command("train-trainee")
 def train_trainee(
-    variant: Annotated[str, typer.Option(help="plain, negative, mean, perceptive, or <method>-then-plain.")],
     data: Annotated[Path, typer.Option(help="Prepared FER+(-like) folder: train.csv, val.csv, images.npy.")],
     masked: Annotated[Path, typer.Option(help="Folder with the mask stage's {negative,mean,perceptive}/ datasets.")],
-    out: Annotated[Path, typer.Option(help="Folder for model.pt.")],
-    metrics: Annotated[Path, typer.Option(help="JSON: final / best F1, steps to the target F1, area under the curve.")],
-    plots: Annotated[Path, typer.Option(help="Folder for history.csv (per epoch) and confusion.csv (validation).")],
-    run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
+    out: Annotated[Path, typer.Option(help="Folder for <variant>/model.pt.")],
+    metrics: Annotated[Path, typer.Option(help="Folder for <variant>.json: final / best F1, steps to the target F1, area under the curve.")],
+    plots: Annotated[Path, typer.Option(help="Folder for <variant>/history.csv (per epoch) and <variant>/confusion.csv (validation).")],
+    run_id: Annotated[Path, typer.Option(help="Folder for <variant>.json, each variant's MLflow run id.")],
+    variant: Annotated[list[str] | None, typer.Option(help="Train only this variant (repeatable); default: every one of trainee.variants.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Train one trainee variant of Schiller et al. 2020 from scratch: MobileNetV2 (torchvision) on plain images,
-    on masked images, or on masked images for `switch_epoch` epochs and plain ones after; validated on plain images."""
-    import pandas as pd
-    import torch
-
+    """Train the trainee variants of Schiller et al. 2020 from scratch: MobileNetV2 (torchvision) on plain images,
+    on masked images, or on masked images for `switch_epoch` epochs and plain ones after; validated on plain images.
+    `trainee.workers` variants train side by side, each on `trainee.threads` torch threads (masking/trainee.py)."""
     from facetransfer.data.labels import EMOTIONS
     from facetransfer.masking import trainee as core
 
     with user_errors():
         cfg = load_section(params, "trainee")
         known = core.variants(cfg.switch_epoch)
-        if variant not in known:
-            raise ConfigError(f"--variant {variant!r}: expected one of {', '.join(known)}")
-        chosen = known[variant]
-        train, train_labels, val_images, val_labels = _inputs(data, masked, chosen.masked)
-        with tracking.start_run("facetransfer", f"train-trainee/{variant}", params=cfg.model_dump(mode="json"),
-                                tags=tracking.run_tags("train_trainee", Path.cwd(), variant=variant),
+        names = list(variant or cfg.variants)
+        for name in names:
+            if name not in known:
+                raise ConfigError(f"--variant {name!r}: expected one of {', '.join(known)}")
+        methods = sorted({known[name].masked for name in names if known[name].masked})
+        core.load_inputs(data, masked, methods)  # a missing or mismatched input fails here, before any training
+        with tracking.start_run("facetransfer", "train-trainee", params=cfg.model_dump(mode="json"),
+                                tags=tracking.run_tags("train_trainee", Path.cwd(), variants=",".join(names)),
                                 system_metrics=True) as run:
-            plain_trains = chosen.masked is None or chosen.switch_epoch is not None
-            run.log_data_input(data, context="training" if plain_trains else "validation")
-            if chosen.masked:
-                run.log_data_input(masked / chosen.masked, context="training")
-            model, history = core.train_trainee(chosen, train, train_labels, val_images, val_labels, len(EMOTIONS), cfg)
-            for record in history:
-                typer.echo(f"train-trainee {variant}: epoch {record['epoch']}/{cfg.epochs} ({record['images']})  "
-                           f"val macro F1 {record['val_macro_f1']:.3f}  val loss {record['val_loss']:.3f}", err=True)
-                run.log_metrics({k: v for k, v in record.items() if k not in ("images", "step")}, step=record["step"])
-            _, _, predicted = core.evaluate(model, val_images, val_labels, cfg.batch_size)
-            summary = {"variant": variant, **core.curve_summary(history, cfg.target_f1)}
-            confusion = pd.DataFrame({"actual": [EMOTIONS[i] for i in val_labels],
-                                      "predicted": [EMOTIONS[i] for i in predicted]})
-            with atomic_dir(out) as tmp:
-                torch.save({"format": "facetransfer.trainee/1", "variant": variant, "width": cfg.width,
-                            "classes": list(EMOTIONS), "state_dict": model.state_dict(),
-                            "config": cfg.model_dump(mode="json")}, tmp / "model.pt")
-            with atomic_dir(plots) as tmp:
-                pd.DataFrame(history).to_csv(tmp / "history.csv", index=False)
-                confusion.to_csv(tmp / "confusion.csv", index=False)
-            write_json_atomic(metrics, summary)
-            run.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
-            run.log_table(pd.DataFrame(history), "history.json")
-            tracking.write_run_id(run_id, run.run_id)
+            run.log_data_input(data, context="training")
+            for method in methods:
+                run.log_data_input(masked / method, context="training")
+
+            def save(result: core.TraineeResult) -> None:
+                _save_variant(result, known[result.name], data, masked, out, metrics, plots, run_id, cfg, list(EMOTIONS))
+
+            core.train_variants(names, data, masked, len(EMOTIONS), cfg, cfg.workers, on_done=save)
+
+
+def _save_variant(result, chosen, data: Path, masked: Path, out: Path, metrics: Path, plots: Path, run_ids: Path,
+                  cfg, classes: list[str]) -> None:
+    """One finished variant: model.pt, history and confusion CSVs, the curve summary, and its own MLflow run
+    (nested in the stage's run, which carries the system metrics of the whole training)."""
+    import pandas as pd
+    import torch
+
+    from facetransfer.masking import trainee as core
+
+    name, history = result.name, list(result.state.history)
+    val_labels = core.load_inputs(data, masked, []).val_labels
+    summary = {"variant": name, **core.curve_summary(history, cfg.target_f1)}
+    confusion = pd.DataFrame({"actual": [classes[i] for i in val_labels],
+                              "predicted": [classes[i] for i in result.predicted]})
+    with atomic_dir(out / name) as tmp:
+        torch.save({"format": "facetransfer.trainee/1", "variant": name, "width": cfg.width, "classes": classes,
+                    "state_dict": result.state.model, "config": cfg.model_dump(mode="json")}, tmp / "model.pt")
+    with atomic_dir(plots / name) as tmp:
+        pd.DataFrame(history).to_csv(tmp / "history.csv", index=False)
+        confusion.to_csv(tmp / "confusion.csv", index=False)
+    write_json_atomic(metrics / f"{name}.json", summary)
+    with tracking.start_run("facetransfer", f"train-trainee/{name}", params=cfg.model_dump(mode="json"),
+                            tags=tracking.run_tags("train_trainee", Path.cwd(), variant=name), nested=True) as run:
+        plain_trains = chosen.masked is None or chosen.switch_epoch is not None
+        run.log_data_input(data, context="training" if plain_trains else "validation")
+        if chosen.masked:
+            run.log_data_input(masked / chosen.masked, context="training")
+        for record in history:
+            run.log_metrics({k: v for k, v in record.items() if k not in ("images", "step")}, step=record["step"])
+        run.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
+        run.log_table(pd.DataFrame(history), "history.json")
+        tracking.write_run_id(run_ids / f"{name}.json", run.run_id)
     steps = summary["steps_to_target"]
-    typer.echo(f"{variant}: final val macro F1 {summary['final_f1']:.3f}, AUC {summary['auc']:.3f}, "
+    typer.echo(f"{name}: final val macro F1 {summary['final_f1']:.3f}, AUC {summary['auc']:.3f}, "
                f"steps to F1 {cfg.target_f1}: {steps if steps is not None else 'not reached'}")
 
 

@@ -252,11 +252,12 @@ def _slug(name: str) -> str:
 @contextmanager
 def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | None = None,
               tags: Mapping[str, Any] | None = None, uri: str | None = None,
-              system_metrics: bool = False) -> Iterator[RunLogger]:
+              system_metrics: bool = False, nested: bool = False) -> Iterator[RunLogger]:
     """Open an MLflow run in `experiment`, log `params` (flattened) and `tags`, yield its logger.
 
     With `system_metrics`, MLflow samples CPU, memory, disk, network (and GPU
     where it finds one) in a thread while the run is open (`system/...` metrics).
+    With `nested`, the run is a child of the run open in this process (the UI shows it under it).
 
     The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C);
     the exception propagates either way.
@@ -267,7 +268,8 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     init_store(uri)
     mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(experiment, _artifact_root_for(uri))
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, log_system_metrics=system_metrics,
+                           nested=nested)
     logger = RunLogger(run.info.run_id)
     status = "FAILED"
     try:
@@ -446,8 +448,9 @@ def source_run_tags(folder: Path, names: list[str]) -> dict[str, str]:
 
 
 def run_timings(uri: str | None = None) -> list[dict[str, Any]]:
-    """Every finished run of the store: id, name, start and end (ms since the epoch) and the sum of
-    the `epoch_seconds` it logged (0 for runs that train nothing). For bench/pipeline_profile.py."""
+    """Every finished run of the store: id, name, start and end (ms since the epoch), the sum of the
+    `epoch_seconds` it logged (0 for runs that train nothing) and its parent run's id (None unless
+    nested). For bench/pipeline_profile.py."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri or tracking_uri())
@@ -457,5 +460,6 @@ def run_timings(uri: str | None = None) -> list[dict[str, Any]]:
         trained = "epoch_seconds" in run.data.metrics
         epochs = client.get_metric_history(run.info.run_id, "epoch_seconds") if trained else []
         out.append({"run_id": run.info.run_id, "name": run.info.run_name or "", "start_ms": run.info.start_time,
-                    "end_ms": run.info.end_time, "epoch_seconds": float(sum(m.value for m in epochs))})
+                    "end_ms": run.info.end_time, "epoch_seconds": float(sum(m.value for m in epochs)),
+                    "parent": run.data.tags.get("mlflow.parentRunId")})
     return out

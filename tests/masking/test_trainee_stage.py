@@ -52,6 +52,7 @@ def test_train_trainee_then_report(stage_inputs):
         assert list(history["epoch"]) == [1, 2]
         assert (tmp_path / "models" / variant / "model.pt").is_file()
         assert json.loads((tmp_path / "runs" / f"{variant}.json").read_text())["run_id"]
+    assert json.loads((tmp_path / "runs" / "train-trainee.json").read_text())["run_id"]  # the stage's run
     assert list(pd.read_csv(tmp_path / "plots" / "mean-then-plain" / "history.csv")["images"]) == ["mean", "plain"]
     report = tmp_path / "reports"
     result = CliRunner().invoke(app, ["trainee-report", "--summaries", str(tmp_path / "metrics"),

@@ -53,6 +53,7 @@ def train_trainee(
                 _save_variant(result, known[result.name], data, masked, out, metrics, plots, run_id, cfg, list(EMOTIONS))
 
             core.train_variants(names, data, masked, len(EMOTIONS), cfg, cfg.workers, on_done=save)
+            tracking.write_run_id(run_id / "train-trainee.json", run.run_id)  # the stage's own run, beside its variants'
 
 
 def _save_variant(result, chosen, data: Path, masked: Path, out: Path, metrics: Path, plots: Path, run_ids: Path,

@@ -9,15 +9,19 @@ Not a test. Every number is a ratio of timings taken side by side in ONE run
   2. MobileNetV2 width 0.5 (the masking trainee), 64x64, batch 32, Adam: the same four.
   3. Per-sample seeded augmentation (data.sample_seed, what makes results independent of
      the loader's worker count) vs drawing from the global RNG, paper augmentations.
+  4. The `threads` param: VGG16-BN steps on 1 and 2 torch threads, alone and beside one busy
+     core (as beside the other pytest worker of `make test`), and whether the two thread counts
+     end with the same weights.
 
 Run from the project root:
-    .venv/bin/python bench/cpu_kernels.py [--steps 8] [--reps 3]
+    .venv/bin/python bench/cpu_kernels.py [--steps 8] [--reps 3] [--part all|kernels|seeding|threads]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 from collections.abc import Callable
 
 import numpy as np
@@ -40,7 +44,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=8, help="training steps per timed repetition")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions per variant; the median is reported")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (parts 1-3)")
+    p.add_argument("--part", choices=("all", "kernels", "seeding", "threads"), default="all")
     return p.parse_args()
 
 
@@ -117,17 +122,63 @@ def compare_seeding(args: argparse.Namespace, n: int = 2000) -> None:
     print(f"    per-sample seeded      : {s / n * 1e6:7.1f} us/image   ({s / g:4.2f}x the global-RNG time)")
 
 
+def _busy(stop) -> None:
+    """One core kept busy (a 1-thread matmul loop) until `stop` is set."""
+    torch.set_num_threads(1)
+    a = torch.randn(512, 512)
+    while not stop.is_set():
+        a = torch.tanh(a @ a)
+
+
+def compare_threads(args: argparse.Namespace) -> None:
+    build = lambda: build_model("vgg16", num_classes=8, width=0.125, batch_norm=True)  # noqa: E731
+    sgd = lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)  # noqa: E731
+    bf16, counts = cpu_has_native_bf16(), (1, 2)
+    digests = {}
+    for threads in counts:
+        torch.set_num_threads(threads)
+        run, model = make_stepper(build, sgd, 64, False, bf16, 3)
+        run()
+        digests[threads] = weights_digest(model)
+    steppers = {t: make_stepper(build, sgd, 64, False, bf16, args.steps)[0] for t in counts}
+
+    def on(threads: int) -> Callable[[], None]:
+        return lambda: (torch.set_num_threads(threads), steppers[threads]())
+
+    for t in counts:
+        on(t)()  # warm-up
+    alone = median_times({t: on(t) for t in counts}, args.reps)
+    stop = multiprocessing.get_context("spawn").Event()
+    competitor = multiprocessing.get_context("spawn").Process(target=_busy, args=(stop,))
+    competitor.start()
+    try:
+        busy = median_times({t: on(t) for t in counts}, args.reps)
+    finally:
+        stop.set()
+        competitor.join()
+    print(f"[4] VGG16-BN width 0.125, SGD, {'bf16' if bf16 else 'float32'}, batch 64, {args.steps} steps x {args.reps} "
+          f"reps (median); same weights after 3 steps on 1 and 2 threads: {digests[1] == digests[2]}")
+    for t in counts:
+        rate_alone, rate_busy = 64 * args.steps / alone[t], 64 * args.steps / busy[t]
+        print(f"    {t} thread(s): alone {rate_alone:7.1f} images/s, beside a busy core {rate_busy:7.1f} images/s "
+              f"({rate_busy / rate_alone:4.2f}x)")
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} CPU threads, {torch.backends.cpu.get_cpu_capability()}, "
           f"native bf16: {cpu_has_native_bf16()}")
-    compare_kernels("[1] VGG16-BN width 0.125, SGD", lambda: build_model("vgg16", num_classes=8, width=0.125,
-                                                                            batch_norm=True),
-                    lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), 64, args)
-    compare_kernels("[2] MobileNetV2 width 0.5 (trainee), Adam", lambda: mobilenet_v2(num_classes=8, width_mult=0.5),
-                    lambda p: torch.optim.Adam(p, lr=0.003), 32, args)
-    compare_seeding(args)
+    if args.part in ("all", "kernels"):
+        compare_kernels("[1] VGG16-BN width 0.125, SGD", lambda: build_model("vgg16", num_classes=8, width=0.125,
+                                                                                batch_norm=True),
+                        lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), 64, args)
+        compare_kernels("[2] MobileNetV2 width 0.5 (trainee), Adam", lambda: mobilenet_v2(num_classes=8, width_mult=0.5),
+                        lambda p: torch.optim.Adam(p, lr=0.003), 32, args)
+    if args.part in ("all", "seeding"):
+        compare_seeding(args)
+    if args.part in ("all", "threads"):
+        compare_threads(args)
 
 
 if __name__ == "__main__":

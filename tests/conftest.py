@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.request
 from pathlib import Path
@@ -18,12 +19,22 @@ SMOKE_PARAMS = REPO / "profiles" / "smoke.yaml"
 
 def pytest_configure(config):
     """Under pytest-xdist (`make test`: two workers on two cores), torch in each worker process uses one
-    thread. The end-to-end repro trains in subprocesses that keep the machine's default (the profile's
-    numbers are those of a 2-thread run, as in CI and `make smoke`); with two threads per worker as well,
-    four busy threads on two cores slowed that repro about 2x (351 s alone, ~740 s beside the other worker).
-    Only in-process tests get one thread, and none of them compares numbers across thread counts."""
+    thread. The end-to-end repro trains in subprocesses on the smoke profile's `threads` (1, as `make smoke`):
+    with two threads per worker, four busy threads on two cores slowed that repro about 2x (351 s alone,
+    ~740 s beside the other worker), and a 2-thread repro beside a 1-thread worker still ran 9.4 min where the
+    1-thread one ran 6.8 (2026-12-01). None of the in-process tests compares numbers across thread counts."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread_in_process(request, monkeypatch):
+    """In-process training keeps the worker's thread count above instead of the params' `threads` (default 2),
+    for the same reason. Tests marked `real_threads` (the thread switch's own) get the real `torch_threads`."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and not request.node.get_closest_marker("real_threads"):
+        keep = contextlib.nullcontext
+        monkeypatch.setattr("facetransfer.training.loop.torch_threads", lambda threads: keep())
+        monkeypatch.setattr("facetransfer.analysis.attention.torch_threads", lambda threads: keep())
 
 
 def pytest_collection_modifyitems(config, items):

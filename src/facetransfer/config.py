@@ -273,6 +273,9 @@ class TrainSettings(Frozen):
     # DataLoader worker processes; auto: none on the CPU (they would take the cores the steps use),
     # min(8, CPU count) with pinned memory on CUDA. Results do not depend on it (data.sample_seed).
     loader_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    # torch CPU threads of the training steps: fixed, because the count changes a CPU run's numbers (the
+    # committed results are 2-thread runs); more than the machine's cores is slower, not different.
+    threads: int = Field(2, gt=0)
     epochs: int = Field(10, gt=0)  # the most epochs; fewer when `patience` stops the run
     # Stop once validation macro recall has not improved for this many epochs (0: run every epoch);
     # the best epoch is kept either way.
@@ -489,6 +492,7 @@ class AttentionStudyConfig(Frozen):
     seed: int = Field(2022, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Precision = "auto"  # of training steps, as TrainSettings.precision
+    threads: int = Field(2, gt=0)  # torch CPU threads of the training steps, as TrainSettings.threads
     # pretrained = the emotion source model; imagenet = torchvision's weights from the local cache (width 1.0)
     inits: tuple[Literal["scratch", "pretrained", "imagenet"], ...] = ("scratch", "pretrained")
     attentions: tuple[Literal["none", "se", "cbam"], ...] = ("none", "se", "cbam")

@@ -103,3 +103,15 @@ def test_imagenet_init_loads_the_cached_torchvision_file(torch_home, no_network)
     model = build_variant("imagenet", "cbam", ModelSpec(width=1.0, batch_norm=False), None, AttentionStudyConfig())
     assert torch.equal(model.features[0].weight, fake["features.0.weight"])
     assert model.classifier[-1].out_features == len(BASIC)
+
+
+@pytest.mark.real_threads
+def test_training_runs_on_the_params_thread_count(monkeypatch):
+    from facetransfer.analysis import attention
+
+    seen = []
+    monkeypatch.setattr(attention, "train_one_epoch", lambda *args: seen.append(torch.get_num_threads()) or 0.0)
+    cfg = AttentionStudyConfig(epochs=2, threads=1, device="cpu")
+    before = torch.get_num_threads()
+    attention.train(build(ARCH, 6), np.zeros((4, 8, 8, 3), np.uint8), np.arange(4) % 2, cfg, 0, torch.device("cpu"))
+    assert seen == [1, 1] and torch.get_num_threads() == before

@@ -272,3 +272,30 @@ def test_learning_rate_is_cut_on_a_plateau_and_resumes_exactly(prepared, tmp_pat
         _fit(_model(), prepared, settings=settings, checkpoint=checkpoint, run_key="k", on_epoch=crash)
     resumed = _fit(_model(seed=3), prepared, settings=settings, checkpoint=checkpoint, run_key="k")
     assert _same(resumed.best_state, full.best_state) and [r["lr"] for r in resumed.history] == expected
+
+
+@pytest.mark.real_threads
+def test_fit_trains_on_the_params_thread_count_and_restores_the_previous_one(prepared):
+    seen = []
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"epochs": 2, "threads": 1}),
+             on_epoch=lambda record: seen.append(torch.get_num_threads()))
+        assert seen == [1, 1] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.real_threads
+def test_more_threads_than_cores_is_a_warning_not_an_error(monkeypatch):
+    monkeypatch.setattr(loop.os, "sched_getaffinity", lambda pid: {0})
+    before = torch.get_num_threads()
+    with pytest.warns(UserWarning, match="2 torch threads with 1 CPU core"):
+        with loop.torch_threads(2):
+            assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+
+
+def test_the_thread_count_is_part_of_the_resume_key():
+    assert loop.fingerprint(SETTINGS) != loop.fingerprint(SETTINGS.model_copy(update={"threads": 1}))

@@ -26,7 +26,7 @@ from facetransfer.explain import dice_iou, gradcam_maps
 from facetransfer.models.attention import add_attention, glorot_init
 from facetransfer.models.vgg import load_checkpoint_weights, load_imagenet_features, new_head
 from facetransfer.training.data import ImageDataset, Split, build_transform
-from facetransfer.training.loop import predict, seed_epoch, train_one_epoch, training_dtype
+from facetransfer.training.loop import predict, seed_epoch, torch_threads, train_one_epoch, training_dtype
 from facetransfer.training.stages import build
 
 BASIC = ("happy", "sad", "surprise", "fear", "disgust", "anger")  # the six classes, in AffectNet order
@@ -76,17 +76,19 @@ def build_variant(init: str, attention: str, arch: ModelSpec, source_state: dict
 
 def train(model: nn.Module, images: np.ndarray, labels: np.ndarray, cfg: AttentionStudyConfig, seed: int,
           device: torch.device) -> list[float]:
-    """SGD with momentum for cfg.epochs on (images, labels), cross-entropy; returns the training loss per epoch."""
+    """SGD with momentum for cfg.epochs on (images, labels), cross-entropy, on cfg.threads torch threads; returns
+    the training loss per epoch."""
     dataset = ImageDataset(Split(images, np.arange(len(images)), labels), build_transform(cfg.augment), seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     model.to(device)
     dtype = training_dtype(cfg.precision, device)
     losses = []
-    for epoch in range(cfg.epochs):
-        generator = seed_epoch(seed, epoch)
-        dataset.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator)
-        losses.append(train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, device, dtype))
+    with torch_threads(cfg.threads):
+        for epoch in range(cfg.epochs):
+            generator = seed_epoch(seed, epoch)
+            dataset.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator)
+            losses.append(train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, device, dtype))
     return losses
 
 

@@ -25,9 +25,8 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from torchvision.models import mobilenet_v2
 from facetransfer.config import TraineeConfig
 from facetransfer.masking.dataset import METHODS
 from facetransfer.training.data import normalize
+from facetransfer.training.loop import torch_threads
 
 
 @dataclass(frozen=True)
@@ -235,17 +235,6 @@ class TraineeResult:
     predicted: np.ndarray  # (M,) validation predictions of the final model
 
 
-@contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """Run on `threads` torch threads: part of what defines the numbers (see the module docstring)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _progress(name: str, epochs: int) -> EpochCallback:
     def report(record: dict) -> None:  # from worker processes too: stderr is the stage's
         print(f"train-trainee {name}: epoch {record['epoch']}/{epochs} ({record['images']})  "
@@ -257,7 +246,7 @@ def run_job(job: Job, data: Path, masked: Path, num_classes: int, cfg: TraineeCo
             start: TraineeState | None) -> TraineeResult:
     """One job, on `cfg.threads` torch threads (in a worker process, or in this one)."""
     variant = variants(cfg.switch_epoch)[job.variant]
-    with _torch_threads(cfg.threads):
+    with torch_threads(cfg.threads):
         inputs = load_inputs(data, masked, [variant.masked] if variant.masked else [])
         model, state = run_epochs(variant, inputs.train, inputs.train_labels, inputs.val_images, inputs.val_labels,
                                   num_classes, cfg, start, job.stop, _progress(job.name, job.stop))

@@ -5,7 +5,8 @@ its own generator, and each sample's augmentation draws from (seed, epoch,
 index) (data.sample_seed), so epoch e draws the same random numbers whether the
 run started at epoch 0 or resumed at e, and whatever the loader's worker count.
 That makes a killed-and-resumed run end with the same weights as an
-uninterrupted one.
+uninterrupted one. The torch thread count is a param too (`torch_threads`): on
+the CPU it changes how reductions are split, hence the weights.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +54,31 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but torch sees no CUDA device; use 'auto' or 'cpu'")
     return torch.device(name)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run on `threads` torch CPU threads, then restore the previous count.
+
+    Part of what defines a CPU training run's numbers: the weight-gradient and batch-norm reductions are
+    split over the threads, so 30 bf16 VGG16 steps end with other weights on 1 thread than on 2 (forward
+    passes and input gradients come out the same bit for bit). A count fixed by the params gives the
+    same metrics on any machine, where torch's default (one thread per core) would not. More threads
+    than cores give the same numbers, slowly: a thread waiting for a core stalls the others at every
+    step (a 2-thread VGG step beside one busy core: 0.31x its speed alone; 1 thread: unchanged;
+    bench/cpu_kernels.py --part threads).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads > cores:
+        warnings.warn(f"training on {threads} torch threads with {cores} CPU core(s) available: the numbers are "
+                      f"the same as on a machine with {threads}, but training is slower (set `threads` to change "
+                      f"both)", stacklevel=3)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_epoch(seed: int, epoch: int) -> torch.Generator:
@@ -181,7 +209,15 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.n
 
     With `checkpoint`, state is saved after every epoch (temp file, then
     rename) and a run with the same `run_key` resumes from it (and stops where it would have).
+    Trains on `settings.threads` torch threads (see `torch_threads`).
     """
+    with torch_threads(settings.threads):
+        return _fit(model, train_set, val_set, val_labels, loss_fn, settings, n_classes, checkpoint, run_key, on_epoch)
+
+
+def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.ndarray, loss_fn: nn.Module,
+         settings: TrainSettings, n_classes: int, checkpoint: Path | None, run_key: str,
+         on_epoch: EpochCallback | None) -> FitResult:
     device = resolve_device(settings.device)
     model.to(device)
     if device.type == "cuda":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,14 @@ from facetransfer.data.synth.generate import generate
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_PARAMS = REPO / "profiles" / "smoke.yaml"
+
+
+def load_bench_script(name: str):
+    """bench/<name>.py as a module (bench/ is scripts, not a package), for tests of its functions."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_configure(config):

@@ -4,8 +4,8 @@ The study compares two models per training seed (the reference FreezeB5 and a Fr
 that seed) on the same test images of one class. With no true difference, the per-seed recall difference
 still moves from seed to seed (the default run's negative controls: contempt recall 0.65, 0.74 and 0.73
 against the source's 0.74) and some images are hard for every model. A test whose unit of replication is
-the image (McNemar on one seed, or on every seed's pairs pooled, which is also what a Mantel-Haenszel test
-stratified by seed reduces to for paired data) takes the part of that movement that is not image-level
+the image (McNemar on one seed, or on every seed's pairs pooled: a Mantel-Haenszel test with each image pair
+as a stratum is this McNemar) takes the part of that movement that is not image-level
 noise (b_sm below: how well a seed's training went as a whole) for an effect.
 
 This script draws such null data and prints, per candidate test, the share of simulated studies it rejects
@@ -99,7 +99,7 @@ def mcnemar_first_seed(study: Study) -> float:
 
 
 def mcnemar_pooled(study: Study) -> float:
-    """Every seed's image pairs pooled (= Mantel-Haenszel stratified by seed, for paired data)."""
+    """Every seed's image pairs pooled, as if each were another image."""
     ref, cmp_ = study
     return mcnemar_test(ref.ravel(), cmp_.ravel()).pvalue
 
@@ -115,7 +115,7 @@ def paired_t_over_seeds(study: Study) -> float:
 
 
 def wilcoxon_over_seeds(study: Study) -> float:
-    """Signed-rank over seeds: exact, and with 2-3 seeds it can never reach p < 0.05 (2 / 2**S >= 0.25)."""
+    """Signed-rank over seeds, exact: its smallest two-sided p is 2 / 2**S, so with <= 5 seeds never < 0.05."""
     ref, cmp_ = study
     diffs = cmp_.mean(axis=1) - ref.mean(axis=1)
     if np.all(diffs == 0):

@@ -37,7 +37,8 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
+from statsmodels.stats.proportion import proportion_confint
 
 from facetransfer.stats import mcnemar_test
 
@@ -74,17 +75,13 @@ def simulate(rng: np.random.Generator, args: argparse.Namespace, n_seeds: int, m
 
 def calibrate(args: argparse.Namespace, drop: float, seed_sd: float, rng: np.random.Generator) -> tuple[float, float]:
     """(mu, delta): the intercept whose mean recall over images and seeds is args.recall (the noise terms pull
-    the mean of expit toward 0.5, so mu != logit(recall)) and the shift that lowers it by `drop`; by
-    bisection on one large draw of the summed noise."""
+    the mean of expit toward 0.5, so mu != logit(recall)) and the shift that lowers it by `drop`; roots
+    found on one large draw of the summed noise."""
     z = (rng.normal(0, args.image_sd, 200_000) + rng.normal(0, seed_sd, 200_000)
          + rng.normal(0, args.idio_sd, 200_000))
 
-    def solve(target: float) -> float:  # mean expit(x + z) increases with x
-        low, high = -10.0, 10.0
-        for _ in range(60):
-            mid = (low + high) / 2
-            low, high = (mid, high) if special.expit(mid + z).mean() < target else (low, mid)
-        return (low + high) / 2
+    def solve(target: float) -> float:  # mean expit(x + z) rises with x: one root in [-10, 10]
+        return optimize.brentq(lambda x: special.expit(x + z).mean() - target, -10.0, 10.0, xtol=1e-10)
 
     mu = solve(args.recall)
     return mu, solve(args.recall - drop) - mu
@@ -156,15 +153,6 @@ TESTS: dict[str, Callable[[Study], float]] = {
 }
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """95 % Wilson interval of a proportion k / n."""
-    z = 1.959963984540054
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 def main() -> None:
     args = parse_args()
     rng = np.random.default_rng(args.rng)
@@ -187,7 +175,7 @@ def main() -> None:
                 null = sum(test(simulate(rng, args, n_seeds, mu, 0.0, seed_sd)) < args.alpha for _ in range(sims))
                 power = sum(test(simulate(rng, args, n_seeds, mu, delta, seed_sd)) < args.alpha for _ in range(sims))
                 per_study = (time.perf_counter() - started) / (2 * sims)
-                low, high = wilson(null, sims)
+                low, high = proportion_confint(null, sims, alpha=0.05, method="wilson")
                 print(f"| {seed_sd} (recall SD {spread:.3f}) | {n_seeds} | {name} | {null / sims:.3f} "
                       f"[{low:.3f}, {high:.3f}] (n={sims}) | {power / sims:.3f} | {per_study:.4f} |")
 

@@ -35,7 +35,7 @@ def _models(root: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepared", type=Path, default=Path("prepared/ckplus"))
-    parser.add_argument("--models", type=Path, default=Path("models/pain"))
+    parser.add_argument("--models", type=Path, default=Path("models/pain/seed2022"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--repeats", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)

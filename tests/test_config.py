@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from facetransfer.config import ConfigError, ControlsConfig, NecessityConfig, PrepareConfig, SynthConfig, load_section
+from facetransfer.config import (
+    SECTIONS,
+    CkaConfig,
+    ConfigError,
+    ControlsConfig,
+    NecessityConfig,
+    PrepareConfig,
+    StudyConfig,
+    SynthConfig,
+    load_section,
+)
 
 from tests.conftest import REPO, SMOKE_PARAMS
 
@@ -15,7 +25,25 @@ def test_committed_params_match_the_code_defaults():
     assert load_section(REPO / "params.yaml", "prepare") == PrepareConfig()
     assert load_section(REPO / "params.yaml", "controls") == ControlsConfig()
     assert load_section(REPO / "params.yaml", "necessity") == NecessityConfig()
+    assert load_section(REPO / "params.yaml", "study") == StudyConfig()
+    assert load_section(REPO / "params.yaml", "cka") == CkaConfig()
     assert load_section(SMOKE_PARAMS, "prepare").unbc.train_frames < PrepareConfig().unbc.train_frames
+
+
+@pytest.mark.parametrize("params", [REPO / "params.yaml", SMOKE_PARAMS, REPO / "profiles" / "paper.yaml"])
+def test_every_section_of_every_committed_params_file_validates(params):
+    for section in SECTIONS:
+        load_section(params, section)
+
+
+def test_training_seeds_come_from_study_not_from_a_training_section(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train_pain: {seed: 7}\nretrain_emotion: {}\nstudy: {seeds: [1, 2], detail_seed: 3}\n")
+    with pytest.raises(ConfigError, match="train_pain: .*seed is not a key of this section.*study.seeds"):
+        load_section(path, "train_pain")
+    assert load_section(path, "retrain_emotion").with_seed(9).seed == 9
+    with pytest.raises(ConfigError, match="detail_seed 3 must be one of seeds"):
+        load_section(path, "study")
 
 
 def test_configs_are_frozen():

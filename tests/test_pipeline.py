@@ -18,6 +18,8 @@ from tests.e2e import run as _run
 SMOKE = yaml.safe_load(SMOKE_PARAMS.read_text())
 FREEZES = tuple(SMOKE["train_pain"]["freeze_blocks"])  # (0, 3, 5): fewer stages than the default's six
 COMPARED = tuple(k for k in FREEZES if k != 5)  # FreezeB5 is the reference
+SEEDS = tuple(SMOKE["study"]["seeds"])  # (2022, 2023): every pain model and head trained once per seed
+DETAIL = SMOKE["study"]["detail_seed"]
 TRAINEES = tuple(SMOKE["trainee"]["variants"])  # plain, one masked, one masked-then-plain
 
 
@@ -52,9 +54,10 @@ def test_pain_metrics_have_the_table1_layout(repo):
 def test_every_model_and_run_is_recorded(repo):
     from mlflow.tracking import MlflowClient
 
-    models = [repo / "models" / "emotion"] + [repo / "models" / s / f"freeze{k}" for s in ("pain", "retrain") for k in FREEZES]
+    trained = [f"{s}/seed{seed}/freeze{k}" for s in ("pain", "retrain") for seed in SEEDS for k in FREEZES]
+    models = [repo / "models" / "emotion"] + [repo / "models" / name for name in trained]
     assert all((m / "model.pt").is_file() for m in models)
-    run_files = [repo / "runs" / "emotion.json"] + [repo / "runs" / s / f"freeze{k}.json" for s in ("pain", "retrain") for k in FREEZES]
+    run_files = [repo / "runs" / "emotion.json"] + [repo / "runs" / f"{name}.json" for name in trained]
     run_ids = {json.loads(f.read_text())["run_id"] for f in run_files}
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("facetransfer")
@@ -66,11 +69,12 @@ def test_every_model_and_run_is_recorded(repo):
     everything = {r.info.run_id for e in client.search_experiments() for r in client.search_runs([e.experiment_id])}
     assert everything == linked  # every run is linked from a DVC output; none is orphaned
     training = {r.info.run_id for r in runs if r.data.tags["stage"] in ("train_emotion", "train_pain", "retrain_emotion")}
-    assert run_ids == training and len(run_ids) == 1 + 2 * len(FREEZES)
+    assert run_ids == training and len(run_ids) == 1 + 2 * len(FREEZES) * len(SEEDS)
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
-    assert sorted(r.data.tags["freeze_blocks"] for r in pain) == [str(k) for k in FREEZES]
+    assert sorted((r.data.tags["seed"], r.data.tags["freeze_blocks"]) for r in pain) == [
+        (str(s), str(k)) for s in SEEDS for k in FREEZES]
     assert all(len(client.get_metric_history(r.info.run_id, "val_macro_recall")) == 2 for r in pain)
-    predictions = (repo / "models" / "retrain" / "freeze0" / "test_predictions.csv").read_text().splitlines()
+    predictions = (repo / "models" / "retrain" / f"seed{DETAIL}" / "freeze0" / "test_predictions.csv").read_text().splitlines()
     assert predictions[0].startswith("row,label,predicted,p_neutral")
 
 
@@ -78,7 +82,7 @@ def test_frozen_blocks_of_pain_models_equal_the_source(repo):
     import torch
 
     source = torch.load(repo / "models" / "emotion" / "model.pt", weights_only=True)["state_dict"]
-    pain3 = torch.load(repo / "models" / "pain" / "freeze3" / "model.pt", weights_only=True)["state_dict"]
+    pain3 = torch.load(repo / "models" / "pain" / f"seed{DETAIL}" / "freeze3" / "model.pt", weights_only=True)["state_dict"]
     conv = [k for k in source if k.startswith("features.") and k.endswith(".weight")]
     # VGG16-BN features: 3 blocks hold the first 7 conv layers (2 + 2 + 3).
     first_three, later = conv[:14], conv[14:]  # conv and batch-norm weights, in order
@@ -103,20 +107,65 @@ def test_forgetting_metrics_have_the_documented_layout(repo):
     forgotten = pd.read_csv(folder / "forgetting.csv", index_col="model")
     recall = pd.read_csv(folder / "recall.csv", index_col="model")
     assert np.allclose(forgotten.loc["freeze0"], recall.loc["freeze5"] - recall.loc["freeze0"])
-    assert len(pd.read_csv(folder / "mcnemar.csv")) == len(cells)
+    assert len(pd.read_csv(folder / "mcnemar.csv")) == len(cells) * len(SEEDS)  # McNemar per seed: the detail
+
+
+def test_forgetting_across_seeds_has_the_documented_layout(repo):
+    numbers = json.loads((repo / "metrics" / "forgetting.json").read_text())
+    across = numbers["across_seeds"]
+    assert set(across) == {f"freeze{k}" for k in COMPARED}
+    by_seed = numbers["recall_by_seed"]
+    for model, per_class in across.items():
+        assert len(per_class) == 8
+        for cls, cell in per_class.items():
+            assert {"mean_diff", "ci_low", "ci_high", "pvalue", "pvalue_holm", "n_seeds", "method"} <= set(cell)
+            assert cell["n_seeds"] == len(SEEDS) and cell["method"] == "paired-t over seeds"
+            assert cell["ci_low"] <= cell["mean_diff"] <= cell["ci_high"]
+            assert cell["pvalue"] <= cell["pvalue_holm"] <= 1.0
+            diffs = [by_seed[f"seed{s}"]["freeze5"][cls] - by_seed[f"seed{s}"][model][cls] for s in SEEDS]
+            assert cell["mean_diff"] == pytest.approx(np.mean(diffs))
+    assert (repo / "reports" / "forgetting" / "across_seeds.png").is_file()
+    # metrics/pain/freeze{k}.json: the Table 1 numbers, mean over the seeds' per-seed metrics
+    pain0 = [json.loads((repo / "metrics" / "by_seed" / "pain" / f"seed{s}" / "freeze0.json").read_text()) for s in SEEDS]
+    mean0 = json.loads((repo / "metrics" / "pain" / "freeze0.json").read_text())
+    assert mean0["accuracy"] == pytest.approx(np.mean([m["accuracy"] for m in pain0]))
+    assert mean0["n_seeds"] == len(SEEDS)
+
+
+def test_cka_by_block_has_the_documented_layout_and_frozen_blocks_are_one(repo):
+    cka = json.loads((repo / "metrics" / "cka.json").read_text())
+    controls = ["suppress_au5", "negative", "negative_seed2024"]
+    assert set(cka) == {f"freeze{k}" for k in FREEZES} | set(controls)
+    for model, blocks in cka.items():
+        assert list(blocks) == [f"block{b}" for b in range(1, 6)]
+        for b, cell in enumerate(blocks.values(), 1):
+            assert {"mean", "ci_low", "ci_high", "n_seeds"} <= set(cell)
+            assert cell["n_seeds"] == (len(SEEDS) if model.startswith("freeze") else 1)
+            if model.startswith("freeze") and b <= int(model.removeprefix("freeze")):
+                assert cell["mean"] == pytest.approx(1.0, abs=1e-9)  # a frozen block did not move
+    assert cka["freeze0"]["block5"]["mean"] < 1.0
+    table = pd.read_csv(repo / "reports" / "cka" / "cka.csv")
+    assert len(table) == 5 * (len(FREEZES) * len(SEEDS) + len(controls))
+    assert (repo / "reports" / "cka" / "cka.png").is_file()
 
 
 def test_concept_tests_have_the_documented_layout(repo):
     rows = json.loads((repo / "metrics" / "concepts.json").read_text())
-    pairs = {(r["au"], r["model_b"]) for r in rows}
-    assert pairs >= {(au, f"freeze{k}") for au in (5, 14, 4, 6, 12) for k in COMPARED}  # + AUs the ranking adds
-    assert len(pairs) == len(rows) and len(rows) % len(COMPARED) == 0
+    blocks = tuple(SMOKE["concepts"]["blocks"])  # (4, 5): the paper's block 5 and the one before
+    cells = {(r["seed"], r["block"], r["au"], r["model_b"]) for r in rows}
+    assert cells >= {(s, b, au, f"freeze{k}") for s in SEEDS for b in blocks for au in (5, 14, 4, 6, 12)
+                     for k in COMPARED}  # + AUs the ranking adds
+    assert len(cells) == len(rows) and len(rows) % (len(COMPARED) * len(SEEDS) * len(blocks)) == 0
     for row in rows:
         assert row["model_a"] == "freeze5" and 0.0 <= row["mean_f1_a"] <= 1.0 and 0.0 <= row["mean_f1_b"] <= 1.0
+        assert row["grouped_by_subject"]  # CK+ subjects never on both sides of a fold
         for test in ("plain", "corrected", "five_by_two"):
             assert {"statistic", "pvalue", "pvalue_holm"} <= set(row[test])
+    across = json.loads((repo / "metrics" / "concepts_summary.json").read_text())
+    cell = across["AU14"]["block5"]["freeze0"]
+    assert cell["n_seeds"] == len(SEEDS) and cell["ci_low"] <= cell["mean_diff"] <= cell["ci_high"]
     shown = _run(repo, "dvc", "metrics", "show")
-    assert "metrics/concepts_summary.json" in shown and "AU14.freeze0.corrected_p" in shown
+    assert "metrics/concepts_summary.json" in shown and "AU14.block5.freeze0.pvalue_holm" in shown
     assert (repo / "reports" / "concepts" / "f1_differences.png").is_file()
 
 
@@ -237,6 +286,11 @@ def test_controls_verdict_table(repo):
     planted = next(r for r in rows if r["control"] == "suppress_au5" and r["check"] == "plant_took")
     assert planted["passed"] and planted["excess_over_negatives"] > 0 and planted["pvalue_vs_negatives"] < 0.05, planted
     assert all(r["runs"] == 2 for r in rows if r["control"] == "all_negatives")
+    for row in rows:  # calibration: each positive check's false-alarm rate over the negatives (contract)
+        if row["control"] == "suppress_au5":
+            assert row["n_negatives"] == 2 and row["false_alarm_rate"] in (0.0, 0.5, 1.0), row
+            assert len(row["false_alarms"]) == round(row["false_alarm_rate"] * 2)
+    assert planted["excess_ci"][0] <= planted["excess_over_negatives"] <= planted["excess_ci"][1]
     for name in ("verdicts.csv", "verdicts.md", "recall.csv", "probes.csv", "analyses.json", "suppress_au5_surprise.png"):
         assert (repo / "reports" / "controls" / name).is_file(), name
 
@@ -258,15 +312,17 @@ def test_analysis_runs_link_to_the_training_runs(repo):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    pain0 = json.loads((repo / "runs" / "pain" / "freeze0.json").read_text())["run_id"]
-    retrain0 = json.loads((repo / "runs" / "retrain" / "freeze0.json").read_text())["run_id"]
+    pain0 = json.loads((repo / "runs" / "pain" / f"seed{DETAIL}" / "freeze0.json").read_text())["run_id"]
+    retrain0 = json.loads((repo / "runs" / "retrain" / f"seed{DETAIL}" / "freeze0.json").read_text())["run_id"]
     concepts = client.get_run(json.loads((repo / "runs" / "concepts.json").read_text())["run_id"]).data.tags
     forgetting = client.get_run(json.loads((repo / "runs" / "forgetting.json").read_text())["run_id"]).data.tags
-    assert concepts["source_run.freeze0"] == pain0
-    assert forgetting["source_run.pain.freeze0"] == pain0 and forgetting["source_run.retrain.freeze0"] == retrain0
+    assert concepts[f"source_run.seed{DETAIL}.freeze0"] == pain0
+    assert forgetting[f"source_run.pain.seed{DETAIL}.freeze0"] == pain0
+    assert forgetting[f"source_run.retrain.seed{DETAIL}.freeze0"] == retrain0
     chosen = json.loads((repo / "metrics" / "forgetting.json").read_text())["trade_off"]["balanced"]
     registered = client.get_model_version_by_alias("facetransfer-pain-balanced", "balanced")
-    pain_runs = {k: json.loads((repo / "runs" / "pain" / f"freeze{k}.json").read_text())["run_id"] for k in FREEZES}
+    pain_runs = {k: json.loads((repo / "runs" / "pain" / f"seed{DETAIL}" / f"freeze{k}.json").read_text())["run_id"]
+                 for k in FREEZES}
     assert registered.run_id == pain_runs[int(chosen.removeprefix("freeze"))] and registered.tags["model"] == chosen
     sweeps = {client.get_run(run_id).data.tags["sweep"] for run_id in pain_runs.values()}
     assert len(sweeps) == 1 and concepts["sweep"] in sweeps  # one sweep: the UI filter tags.sweep = '<id>'

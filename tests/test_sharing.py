@@ -45,7 +45,7 @@ def _teammate_clone(a: Path, b: Path, remote_args: list[list[str]]) -> None:
 
 def _pull_and_check(b: Path, env: dict[str, str] | None = None) -> None:
     _run(b, "dvc", "pull", "--run-cache", "-q", env_extra=env)
-    assert (b / "masked" / "mean" / "images.npy").is_file() and (b / "models" / "pain" / "freeze3" / "model.pt").is_file()
+    assert (b / "masked" / "mean" / "images.npy").is_file() and (b / "models" / "pain" / "seed2022" / "freeze3" / "model.pt").is_file()
     assert any((b / ".dvc" / "cache" / "runs").rglob("*")), "the run cache did not come with the pull"
     assert "up to date" in _run(b, "dvc", "status", env_extra=env)
     second = _run(b, "dvc", "repro", env_extra=env)
@@ -68,7 +68,7 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "A
 # Two stages' outputs, a model and the masked datasets: the S3 transport (endpoint URL, credentials, run
 # cache) is what this test adds to the local remote's, which moves everything. All ~3,200 cached files
 # through moto's one server process took ~60 s of the 2-core `make test`; these ~20 take ~5 s.
-S3_STAGES = ("train-pain@3", "mask")
+S3_STAGES = ("train-pain@2022-3", "mask")
 
 
 def test_a_teammate_pulls_stage_outputs_from_an_s3_remote(repo, tmp_path, monkeypatch):
@@ -88,7 +88,7 @@ def test_a_teammate_pulls_stage_outputs_from_an_s3_remote(repo, tmp_path, monkey
         b.mkdir()
         _teammate_clone(repo, b, [*remote, ["default", "s3team"]])
         _run(b, "dvc", "pull", "--run-cache", "-q", *S3_STAGES, env_extra=S3_ENV)
-        for rel in ("models/pain/freeze3/model.pt", "masked/mean/images.npy", "masked/perceptive/images.npy"):
+        for rel in ("models/pain/seed2022/freeze3/model.pt", "masked/mean/images.npy", "masked/perceptive/images.npy"):
             assert (b / rel).read_bytes() == (repo / rel).read_bytes(), rel
         assert any((b / ".dvc" / "cache" / "runs").rglob("*")), "the run cache did not come with the pull"
         assert "are in sync" in _run(b, "dvc", "status", "--cloud", *S3_STAGES, env_extra=S3_ENV)

@@ -276,6 +276,8 @@ def test_plant_check_measures_the_shift_against_the_negative_controls():
     assert np.isclose(out["negative_shifts"]["negative"], shift_negative.mean())
     assert np.isclose(out["excess_over_negatives"], (shift_control - shift_negative).mean())
     assert np.isclose(out["pvalue_vs_negatives"], stats.wilcoxon(shift_control - shift_negative).pvalue)
+    excess = shift_control - shift_negative  # the difference-in-differences, image by image
+    assert out["excess_ci"] == pytest.approx(list(stats.ttest_1samp(excess, 0.0).confidence_interval(0.95)))
     assert core.plant_took(out, 0.05)
     # A plant that moves relevance no more than a negative control does has not taken.
     maps["negative"] = control
@@ -301,3 +303,18 @@ def test_necessity_shift_compares_each_image_s_dependence_on_the_au():
                                   _ranking({"contempt": [(14, 0.05, 0.01)]}), _reverse({"contempt": [(14, 0.04, 0.01)]}),
                                   _probe(14, True), planted, 0.05, out)
     assert rows[-1]["check"] == "necessity_fell" and rows[-1]["passed"] and rows[-1]["cls"] == "contempt"
+
+
+def test_false_alarm_rate_is_the_share_of_negatives_where_the_same_check_fired():
+    def rows(*passed):
+        return [{"control": "x", "check": c, "passed": p} for c, p in zip(("plant_took", "recall_dropped"), passed)]
+
+    positive = rows(True, True)
+    on_negatives = {"negative": rows(False, True), "negative_seed2024": rows(False, False),
+                    "negative_seed2025": rows(True, False), "negative_seed2026": rows(False, False)}
+    out = core.with_false_alarms(positive, on_negatives)
+    assert [r["false_alarm_rate"] for r in out] == [0.25, 0.25] and all(r["n_negatives"] == 4 for r in out)
+    assert out[0]["false_alarms"] == ["negative_seed2025"] and out[1]["false_alarms"] == ["negative"]
+    table = core.verdict_table(out)
+    assert table["false alarms on negatives"].tolist() == ["1/4 (0.25)", "1/4 (0.25)"]
+    assert core.with_false_alarms(rows(True, False), {})[0]["false_alarm_rate"] is None

@@ -45,6 +45,20 @@ def test_fold_plan_is_stratified_and_partitions():
     assert not np.array_equal(plan[0][0][1], plan[1][0][1])  # each repeat reshuffles
 
 
+def test_grouped_folds_keep_each_subject_on_one_side():
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(30), rng.integers(1, 5, 30))  # subjects with 1-4 sequences, as CK+
+    y = rng.random(groups.size) < 0.4
+    for (train, test), _ in fold_plan(y, repeats=4, seed=2, groups=groups):
+        assert not set(groups[train]) & set(groups[test])
+        assert sorted(np.concatenate([train, test])) == list(range(groups.size))
+    # the probes use the same grouped folds
+    x = rng.normal(size=(groups.size, 5)) + y[:, None]
+    settings = ProbeSettings(repeats=3, seed=2)
+    grouped, plain = probe_f1(x, y, settings, groups=groups), probe_f1(x, y, settings)
+    assert grouped.shape == plain.shape == (3, 2) and not np.array_equal(grouped, plain)
+
+
 def test_probe_matches_slow_reference_loop():
     # The reference: the paper's protocol written as a plain loop with sklearn's f1_score.
     rng = np.random.default_rng(0)

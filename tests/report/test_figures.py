@@ -78,3 +78,28 @@ def test_saliency_grid_draws_grad_cam_columns_and_a_diverging_difference():
     difference = fig.axes[3].images[0]
     assert difference.get_cmap().name == "RdBu_r" and difference.get_clim() == (-1, 1)
     assert len(saliency_grid(images, maps, maps, maps, ("a", "b"), "t").axes) == 8
+
+
+def test_forgetting_forest_one_panel_per_model_and_interval_per_class():
+    from facetransfer.report.figures import forgetting_forest
+
+    rows = pd.DataFrame([{"model": m, "class": c, "mean_diff": 0.1, "ci_low": 0.0, "ci_high": 0.2,
+                          "pvalue_holm": p, "per_seed": "+0.050 +0.150"}
+                         for m, p in (("freeze0", 0.01), ("freeze3", 0.5)) for c in ("sad", "contempt")])
+    fig = forgetting_forest(rows, 0.95)
+    assert [ax.get_title() for ax in fig.axes] == ["freeze0", "freeze3"]
+    ticks = {t.get_text(): y for t, y in zip(fig.axes[0].get_yticklabels(), fig.axes[0].get_yticks())}
+    assert ticks["sad"] > ticks["contempt"]  # the first class on top
+    assert len(fig.axes[0].lines) == 2 + 1  # two intervals and the zero line
+
+
+def test_cka_lines_one_line_per_model_with_bands_where_there_are_seeds():
+    from facetransfer.report.figures import cka_lines
+
+    seeded = {f"block{b}": {"mean": 1.0 - b / 10, "ci_low": 0.8 - b / 10, "ci_high": 1.0, "n_seeds": 3} for b in range(1, 6)}
+    single = {f"block{b}": {"mean": 0.9, "ci_low": None, "ci_high": None, "n_seeds": 1} for b in range(1, 6)}
+    fig = cka_lines({"freeze0": seeded, "negative": single}, 0.95)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["freeze0", "negative"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.9, 0.8, 0.7, 0.6, 0.5])
+    assert len(ax.collections) == 1  # one interval band: the control has none

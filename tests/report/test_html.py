@@ -96,3 +96,24 @@ def test_the_page_renders_in_headless_chromium(tmp_path):
     # The check can fail: a figure whose bytes do not decode counts as broken.
     (tmp_path / "bad.html").write_text(page.replace("base64,", "base64,AAAA", 1))
     assert render(tmp_path / "bad.html", tmp_path / "bad.png", tmp_path / "profile2", height=800)["broken"] == 1
+
+
+def test_the_report_leads_with_the_across_seed_verdicts_and_the_cka_figure(tmp_path):
+    import json
+
+    paths = _fake_study(tmp_path)
+    cell = {"mean_diff": 0.1, "ci_low": 0.02, "ci_high": 0.18, "pvalue": 0.01, "pvalue_holm": 0.04, "n_seeds": 3}
+    (paths.metrics / "forgetting.json").write_text(json.dumps({
+        "seeds": [1, 2, 3], "reference": "freeze5", "family_rule": "Holm within one model", "mcnemar": {},
+        "across_seeds": {"freeze0": {"contempt": cell}},
+        "trade_off": {"pareto_front": ["freeze3"], "balanced": "freeze3", "rule": "r"}}))
+    blocks = {f"block{b}": {"mean": 1.0 - b / 10, "ci_low": 0.5, "ci_high": 0.99, "n_seeds": 3} for b in range(1, 6)}
+    (paths.metrics / "cka.json").write_text(json.dumps({"freeze0": blocks}))
+    (paths.reports / "cka").mkdir()
+    (paths.reports / "cka" / "cka.png").write_bytes(_png())
+    (paths.reports / "forgetting" / "across_seeds.png").write_bytes(_png())
+    page, missing = build_report(paths, ReportConfig(), "seed: 1\n", {"git commit": "abc"})
+    first, rest = page.index("Forgetting across 3 training seeds"), page.index("Table 1")
+    assert first < page.index("Representation drift") < rest  # the verdicts come before every detail section
+    assert "0.900 [0.500, 0.990]" in page and str(paths.metrics / "cka.json") not in missing
+    assert len(missing) == len(set(missing))  # a file two sections read is named once

@@ -17,33 +17,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from facetransfer.analysis.control_names import (  # noqa: F401  (re-exported: callers use controls.<name>)
+    NEGATIVE,
+    REFERENCE,
+    Control,
+    control_name,
+    negative_name,
+    planned,
+)
 from facetransfer.analysis.forgetting import add_holm, class_recall, mcnemar_per_class
 from facetransfer.analysis.saliency import TestImages
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 from facetransfer.explain import region_mass
-from facetransfer.stats import holm
-
-REFERENCE = "reference"
-NEGATIVE = "negative"
-
-
-def control_name(au: int) -> str:
-    return f"suppress_au{au}"
-
-
-def negative_name(seed: int) -> str:
-    """A further negative control (controls.extra_negative_seeds)."""
-    return f"{NEGATIVE}_seed{seed}"
-
-
-@dataclass(frozen=True)
-class Control:
-    """One control model: its name, the AU planted as forgotten and the class that needs it (None: negative)."""
-
-    name: str
-    au: int | None = None
-    dependent: str | None = None
+from facetransfer.stats import holm, mean_ci
 
 
 def check_rerendered(control: pd.DataFrame, original: pd.DataFrame, au: int, where: str) -> None:
@@ -105,32 +92,36 @@ def planted_mass(maps_reference: np.ndarray, maps_control: np.ndarray, data: Tes
             "mean_diff": float(d.mean()) if d.size else float("nan"), "pvalue": pvalue}
 
 
-def plant_check(maps: dict[str, np.ndarray], data: TestImages, control: str, au: int, negatives: list[str]) -> dict:
+def plant_check(maps: dict[str, np.ndarray], data: TestImages, control: str, au: int, negatives: list[str],
+                confidence: float = 0.95) -> dict:
     """`planted_mass` of the control, and the same shift for every negative control on the same images.
 
     Any retraining moves relevance somewhat, so "the shift is not zero" says little (the negatives
     shift unplanted AUs too). The plant took when the control's shift is larger than the
     negatives': `excess_over_negatives` is the control's shift minus the negatives' mean shift,
-    image by image, tested with a Wilcoxon signed-rank test (`pvalue_vs_negatives`).
+    image by image (a difference-in-differences), with a Student-t interval over the images
+    (`excess_ci`) and a Wilcoxon signed-rank test (`pvalue_vs_negatives`).
     """
     out = planted_mass(maps[REFERENCE], maps[control], data, au)
     if not negatives:
         return out
     shares = au_shares({name: maps[name] for name in [REFERENCE, control, *negatives]}, data, au)
     shift = {name: shares[REFERENCE] - shares[name] for name in [control, *negatives]}  # (n,) each
-    excess = shift[control] - np.mean([shift[name] for name in negatives], axis=0)
+    excess = shift[control] - np.mean([shift[name] for name in negatives], axis=0)  # (n,) the difference-in-differences
     pvalue = float(stats.wilcoxon(excess).pvalue) if np.any(excess != 0) else 1.0
+    low, high = mean_ci(excess, confidence)[1:] if excess.size > 1 and np.ptp(excess) > 0 else (excess.mean(),) * 2
     return out | {"negative_shifts": {name: float(shift[name].mean()) for name in negatives},
-                  "excess_over_negatives": float(excess.mean()), "pvalue_vs_negatives": pvalue}
+                  "excess_over_negatives": float(excess.mean()), "excess_ci": [float(low), float(high)],
+                  "pvalue_vs_negatives": pvalue}
 
 
 def plant_took(planted: dict, alpha: float) -> bool:
-    """The control looks less at the AU than the reference, and (with negatives) by more than every negative does."""
-    took = planted["mean_diff"] > 0 and planted["pvalue"] < alpha
+    """The control looks less at the AU than the reference; with negatives, by more than the negatives do on
+    the same images (the difference-in-differences is positive and its Wilcoxon p below alpha). Without
+    negatives, by more than nothing: any retraining passes that, so it is a weak check."""
     if "negative_shifts" in planted:
-        took = took and planted["mean_diff"] > max(planted["negative_shifts"].values()) \
-            and planted["pvalue_vs_negatives"] < alpha
-    return bool(took)
+        return bool(planted["excess_over_negatives"] > 0 and planted["pvalue_vs_negatives"] < alpha)
+    return bool(planted["mean_diff"] > 0 and planted["pvalue"] < alpha)
 
 
 def necessity_shift(right: dict[str, np.ndarray], right_without: dict[str, np.ndarray], control: str,
@@ -228,6 +219,18 @@ def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ran
              **necessity)])
 
 
+def with_false_alarms(rows: list[dict], on_negatives: dict[str, list[dict]]) -> list[dict]:
+    """Give each positive-control row the share of negatives on which the same check passed (fired):
+    `false_alarm_rate`, `n_negatives` and `false_alarms` (the negatives that fired). None without negatives."""
+    for i, row in enumerate(rows):
+        fired = [n for n, neg_rows in on_negatives.items() if neg_rows[i]["passed"]]
+        assert all(neg_rows[i]["check"] == row["check"] for neg_rows in on_negatives.values())
+        row["n_negatives"] = len(on_negatives)
+        row["false_alarm_rate"] = len(fired) / len(on_negatives) if on_negatives else None
+        row["false_alarms"] = fired
+    return rows
+
+
 def ranking_flags(per_class: dict[str, list[dict]], effect: str, alpha: float) -> dict:
     """AUs a ranking flags: the reference used the region more (`effect` > 0) and the Holm p is below alpha.
 
@@ -299,7 +302,9 @@ def across_negatives(rows: list[dict], negatives: list[str], alpha: float) -> li
         judged = [f for f in flags if "all_images_pvalue" in f]
         confirmed = [f for f in judged if f["all_images_shift"] > 0 and f["all_images_pvalue"] < alpha]
         out.append(_row(ALL_NEGATIVES, check, all(r["passed"] for r in mine), runs=len(mine),
-                        runs_flagging=sum(not r["passed"] for r in mine), flags=len(flags), flags_judged=len(judged),
+                        runs_flagging=sum(not r["passed"] for r in mine),
+                        false_alarm_rate=sum(not r["passed"] for r in mine) / len(mine) if mine else None,
+                        flags=len(flags), flags_judged=len(judged),
                         flags_confirmed_by_ground_truth=len(confirmed), flagged=flags))
     return out
 
@@ -325,10 +330,18 @@ def verdict_table(rows: list[dict]) -> pd.DataFrame:
 
     def numbers(row: dict) -> str:
         return "; ".join(f"{key} {text(value)}" for key, value in row.items()
-                         if key not in {"control", "au", "check", "passed"})
+                         if key not in {"control", "au", "check", "passed", "false_alarm_rate", "n_negatives",
+                                        "false_alarms"})
+
+    def false_alarms(row: dict) -> str:
+        """Positive rows: on how many negatives the same check fired; the negatives' summary rows: how many flagged."""
+        if row.get("false_alarm_rate") is None:
+            return ""
+        n = row["n_negatives"] if "n_negatives" in row else row["runs"]
+        return f"{round(row['false_alarm_rate'] * n)}/{n} ({row['false_alarm_rate']:.2f})"
 
     return pd.DataFrame([{"control": r["control"], "check": r["check"], "result": "pass" if r["passed"] else "fail",
-                          "numbers": numbers(r)} for r in rows])
+                          "false alarms on negatives": false_alarms(r), "numbers": numbers(r)} for r in rows])
 
 
 def summary(rows: list[dict]) -> dict:
@@ -369,6 +382,10 @@ def dependence(models: dict, counterfactual, cls: str, au: int, batch_size: int,
     return right, right_without
 
 
+def _others(negatives: list[str], one: str) -> list[str]:
+    return [n for n in negatives if n != one]
+
+
 def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[Control], test: TestImages,
              probe_data, cfg, device: str, counterfactual=None) -> ControlsResult:
     """The study's analyses, reference vs each control, and the verdicts.
@@ -395,14 +412,21 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
                                                     cfg.max_images_per_class, cfg.min_images)
                       for c, cls in enumerate(EMOTIONS)} for name in names}
     negatives = [c.name for c in controls if c.au is None]
-    planted = {c.name: plant_check(maps, test, c.name, c.au, negatives) for c in controls if c.au is not None}
-    necessity = {}
+    positives = [c for c in controls if c.au is not None]
+    planted = {c.name: plant_check(maps, test, c.name, c.au, negatives, cfg.confidence) for c in positives}
+    # The same checks with each negative in the positive's place (its AU and class; the other negatives as
+    # its negatives): how often a check fires when nothing was planted, its false-alarm rate.
+    stand_ins = {(c.name, n): Control(n, c.au, c.dependent) for c in positives for n in negatives}
+    planted_neg = {(c.name, n): plant_check(maps, test, n, c.au, _others(negatives, n), cfg.confidence)
+                   for c in positives for n in negatives}
+    necessity, necessity_neg = {}, {}
     if counterfactual is not None:
-        for c in controls:
-            if c.au is not None:
-                chosen = {name: models[name] for name in [REFERENCE, c.name, *negatives]}
-                right, right_without = dependence(chosen, counterfactual, c.dependent, c.au, cfg.batch_size, device)
-                necessity[c.name] = necessity_shift(right, right_without, c.name, negatives)
+        for c in positives:
+            chosen = {name: models[name] for name in [REFERENCE, c.name, *negatives]}
+            right, right_without = dependence(chosen, counterfactual, c.dependent, c.au, cfg.batch_size, device)
+            necessity[c.name] = necessity_shift(right, right_without, c.name, negatives)
+            for n in negatives:
+                necessity_neg[(c.name, n)] = necessity_shift(right, right_without, n, _others(negatives, n))
     probe_cfg = cfg.probes()
     features = study.extract_features(models, probe_data, probe_cfg, device)
     scores = study.probe_all(features, probe_data, probe_cfg, probe_cfg.workers)
@@ -415,8 +439,13 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
             verdicts += [with_ground_truth(row, maps[REFERENCE], maps[c.name], test) for row in rows]
         else:
             probe = next(p for p in mine if p["au"] == c.au)
-            verdicts += positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,
-                                          planted[c.name], cfg.alpha, necessity.get(c.name))
+            rows = positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,
+                                     planted[c.name], cfg.alpha, necessity.get(c.name))
+            on_negatives = {n: positive_verdicts(
+                stand_ins[(c.name, n)], mcnemar[n], recall, rankings[n], reverse[n],
+                next(p for p in probes if p["model_b"] == n and p["au"] == c.au), planted_neg[(c.name, n)],
+                cfg.alpha, necessity_neg.get((c.name, n))) for n in negatives}
+            verdicts += with_false_alarms(rows, on_negatives)
     if len(negatives) > 1:
         verdicts += across_negatives(verdicts, negatives, cfg.alpha)
     return ControlsResult(recall, mcnemar, rankings, contrast, reverse, planted, necessity, probes, verdicts)

@@ -1,11 +1,17 @@
 """Forgetting after transfer (Prajod et al. 2022, section 4.1, Fig. 3 and Fig. 6).
 
 Inputs are the retrained emotion heads' test predictions (one frame per
-FreezeBk) and the pain models' macro recall. Outputs: the per-class recall
-table, McNemar per class between the reference (FreezeB5, which kept every
-emotion conv block) and each FreezeBk with Holm correction and a confidence
-interval of the recall difference, and the pain/emotion trade-off with its
-Pareto front.
+FreezeBk and training seed) and the pain models' metrics. Outputs: the
+per-class recall table, the forgetting of each class across seeds
+(recall(reference) - recall(FreezeBk) of the same seed, its mean over seeds
+with a Student-t interval and a paired t-test whose unit of replication is the
+seed), McNemar per class on each seed's test images as detail, and the
+pain/emotion trade-off with its Pareto front.
+
+The family rule of every Holm correction in the study: one model's comparison
+with its reference is one family, over the classes (or AUs) tested for it.
+A verdict is a claim about one model ("FreezeB0 forgot contempt"), and a
+model's verdicts should not get stricter because more models were trained.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from facetransfer.stats import holm, mcnemar_test
+from facetransfer.stats import holm, mcnemar_test, seed_difference
 
 
 def name(k: int) -> str:
@@ -60,15 +66,60 @@ def _aligned(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.DataFrame
 
 def mcnemar_by_class(predictions: dict[int, pd.DataFrame], classes: tuple[str, ...], reference: int,
                      confidence: float) -> dict[str, dict[str, dict]]:
-    """freeze{k} -> class -> McNemar statistic, p-value, Holm-adjusted p-value (over all k and classes),
-    method, and recall(reference) - recall(k) with its confidence interval."""
+    """freeze{k} -> class -> McNemar statistic, p-value, Holm-adjusted p-value (over that model's classes),
+    method, and recall(reference) - recall(k) with its confidence interval. One seed's models."""
     out: dict[str, dict[str, dict]] = {}
     for k, frame in sorted(predictions.items()):
         if k == reference:
             continue
         out[name(k)] = mcnemar_per_class(predictions[reference], frame, classes, confidence)
-    add_holm([cell for per_class in out.values() for cell in per_class.values()])
+        add_holm(list(out[name(k)].values()))
     return out
+
+
+def across_seeds(recall_by_seed: dict[int, pd.DataFrame], classes: tuple[str, ...], reference: int,
+                 confidence: float) -> dict[str, dict[str, dict]]:
+    """freeze{k} -> class -> forgetting of the class replicated over training seeds.
+
+    recall_by_seed: seed -> `recall_table` of that seed's models (same rows in every seed). Per seed s the
+    forgetting is recall(reference_s) - recall(FreezeBk_s) on the class's test images; the seed, not the
+    image, is the unit of replication, since a new seed alone moves a class's recall by as much as the
+    effects studied (bench/seed_tests.py: McNemar on pooled images rejects 11-16 % of null studies when
+    seeds differ, the t-test over seeds 4-6 %). Holm over the model's classes.
+    """
+    seeds = sorted(recall_by_seed)
+    out: dict[str, dict[str, dict]] = {}
+    for model in recall_by_seed[seeds[0]].index:
+        if model == name(reference):
+            continue
+        out[model] = {cls: seed_difference([recall_by_seed[s].loc[name(reference), cls] for s in seeds],
+                                           [recall_by_seed[s].loc[model, cls] for s in seeds], confidence)
+                      for cls in classes}
+        add_holm([cell for cell in out[model].values() if cell["pvalue"] is not None])
+        for cell in out[model].values():
+            cell.setdefault("pvalue_holm", None)
+    return out
+
+
+def mean_over_seeds(tables: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """Cell-wise mean of same-shaped tables (one per seed)."""
+    return sum(tables[s] for s in sorted(tables)) / len(tables)
+
+
+def summarise_pain(per_seed: dict[int, dict]) -> dict:
+    """Mean over seeds of one pain model's Table 1 numbers (accuracy; precision, recall, F1 per class and
+    macro), with their SD over seeds: the contract layout of metrics/pain/freeze{k}.json."""
+    seeds = sorted(per_seed)
+    mean: dict = {"accuracy": float(np.mean([per_seed[s]["accuracy"] for s in seeds]))}
+    sd: dict = {"accuracy": _sd([per_seed[s]["accuracy"] for s in seeds])}
+    for key in ("precision", "recall", "f1"):
+        mean[key] = {c: float(np.mean([per_seed[s][key][c] for s in seeds])) for c in per_seed[seeds[0]][key]}
+        sd[key] = {c: _sd([per_seed[s][key][c] for s in seeds]) for c in per_seed[seeds[0]][key]}
+    return mean | {"sd": sd, "n_seeds": len(seeds), "seeds": seeds}
+
+
+def _sd(values: list[float]) -> float | None:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def mcnemar_per_class(reference: pd.DataFrame, other: pd.DataFrame, classes: tuple[str, ...],

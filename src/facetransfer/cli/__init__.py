@@ -2,6 +2,7 @@
 
 from facetransfer.cli import (  # noqa: F401  (each module registers its command)
     attention,
+    cka,
     concepts,
     control_training,
     controls,

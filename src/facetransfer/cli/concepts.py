@@ -14,16 +14,20 @@ from facetransfer.config import load_section
 from facetransfer.fsutil import atomic_dir, write_json_atomic
 
 
-def _load_models(models: Path, blocks: list[int]) -> dict:
+def _model_paths(models: Path, seeds: tuple[int, ...], blocks: list[int]) -> dict[int, dict[str, Path]]:
+    """seed -> freeze{k} -> model.pt, every one checked before any work starts."""
+    paths = {s: {f"freeze{k}": models / f"seed{s}" / f"freeze{k}" / "model.pt" for k in blocks} for s in seeds}
+    for s, per_seed in paths.items():
+        for name, path in per_seed.items():
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not found (run the train-pain stage of seed {s}, {name} first)")
+    return paths
+
+
+def _load_models(paths: dict[str, Path]) -> dict:
     from facetransfer.training.stages import load_model
 
-    loaded = {}
-    for k in blocks:
-        path = models / f"freeze{k}" / "model.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found (run the train-pain stage for freeze block {k} first)")
-        loaded[f"freeze{k}"] = load_model(path)[0]
-    return loaded
+    return {name: load_model(path)[0] for name, path in paths.items()}
 
 
 def _nominated(ranking: Path | None, compared: list[str], top: int) -> dict[int, list[str]]:
@@ -59,19 +63,20 @@ def _probeable(nominated: dict[int, list[str]], data, cfg, params: Path) -> dict
 
 @app.command()
 def concepts(
-    models: Annotated[Path, typer.Option(help="Folder with freeze{k}/model.pt (the pain models; their conv blocks are probed).")],
+    models: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/model.pt (the pain models; their conv blocks are probed).")],
     data: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder: all.csv, images.npy, upper.npy.")],
-    out: Annotated[Path, typer.Option(help="Folder for the test table (CSV, Markdown), raw F1 scores (npz) and figure.")],
-    metrics: Annotated[Path, typer.Option(help="metrics/concepts.json: one entry per (AU, model pair).")],
-    summary: Annotated[Path, typer.Option(help="metrics/concepts_summary.json: the same keyed by AU and model, for `dvc metrics show`.")],
+    out: Annotated[Path, typer.Option(help="Folder for the test tables (CSV, Markdown), raw F1 scores (npz) and figure.")],
+    metrics: Annotated[Path, typer.Option(help="metrics/concepts.json: one entry per (seed, block, AU, model pair).")],
+    summary: Annotated[Path, typer.Option(help="metrics/concepts_summary.json: the across-seed tests keyed by AU, block and model.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
     ranking: Annotated[Path | None, typer.Option(help="saliency/au_ranking.json: adds its top AUs (concepts.ranking_top) to the params' AUs.")] = None,
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with the pain models' freeze{k}.json run ids, to link the MLflow run to them.")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the pain models' seed{s}/freeze{k}.json run ids, to link the MLflow run to them.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Concept probes (Prajod et al. 2022, section 4.3): a linear SVM per AU on the last conv block's output,
-    2-fold CV x repeats with shared folds, tested reference vs each model with the paper's plain paired t-test,
-    the Nadeau-Bengio corrected test and Dietterich's 5x2cv (Holm-corrected over all pairs)."""
+    """Concept probes (Prajod et al. 2022, section 4.3): a linear SVM per AU on each probed conv block's output,
+    subject-grouped 2-fold CV x repeats with shared folds, per training seed: reference vs each model with the
+    paper's plain paired t-test, the Nadeau-Bengio corrected test and Dietterich's 5x2cv; then each seed's mean F1
+    difference tested across seeds. Holm within each compared model."""
     import numpy as np
 
     from facetransfer.concepts import study
@@ -79,37 +84,55 @@ def concepts(
     from facetransfer.training.loop import resolve_device
 
     with user_errors():
-        cfg = load_section(params, "concepts")
+        cfg, study_cfg = load_section(params, "concepts"), load_section(params, "study")
+        seeds = study_cfg.seeds
         reference, compared = f"freeze{cfg.reference}", [f"freeze{k}" for k in cfg.compare]
-        loaded = _load_models(models, [cfg.reference, *cfg.compare])
+        paths = _model_paths(models, seeds, [cfg.reference, *cfg.compare])
         probe_data = study.load_probe_images(data)
         nominated = _probeable(_nominated(ranking, compared, cfg.ranking_top), probe_data, cfg, params)
         cfg = cfg.model_copy(update={"aus": tuple(dict.fromkeys([*cfg.aus, *sorted(nominated)]))})
-        features = study.extract_features(loaded, probe_data, cfg, resolve_device(cfg.device))
-        typer.echo(f"concepts: {len(cfg.aus)} AUs x {len(loaded)} models x {cfg.repeats} repeats of 2-fold CV "
-                   f"on {len(probe_data.table)} CK+ peak frames ({cfg.workers} workers)", err=True)
-        scores = study.probe_all(features, probe_data, cfg, cfg.workers)
-        rows = study.test_pairs(scores, probe_data, cfg, reference, compared, nominated)
-        table = study.rows_table(rows)
-        figure = concept_forest(rows)
+        rows_by_seed, scores_by_seed = {}, {}
+        for seed in seeds:
+            loaded = _load_models(paths[seed])
+            features = study.extract_features(loaded, probe_data, cfg, resolve_device(cfg.device))
+            typer.echo(f"concepts: seed {seed}: {len(cfg.aus)} AUs x blocks {list(cfg.blocks)} x {len(loaded)} models "
+                       f"x {cfg.repeats} repeats of 2-fold CV on {len(probe_data.table)} CK+ peak frames"
+                       f"{' (folds grouped by subject)' if probe_data.groups is not None else ''}", err=True)
+            scores_by_seed[seed] = study.probe_all(features, probe_data, cfg, cfg.workers)
+            rows_by_seed[seed] = [{"seed": seed, **row} for row in
+                                  study.test_pairs(scores_by_seed[seed], probe_data, cfg, reference, compared, nominated)]
+        rows = [row for seed in seeds for row in rows_by_seed[seed]]
+        across = study.across_seeds(rows_by_seed, cfg.confidence, cfg.alpha)
+        table, across_table = study.rows_table(rows), pd_frame(across)
+        figure = concept_forest(rows_by_seed[study_cfg.detail_seed])  # the per-seed detail of one seed
         with atomic_dir(out) as tmp:
             table.to_csv(tmp / "tests.csv", index=False)
             (tmp / "tests.md").write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
-            np.savez_compressed(tmp / "f1_scores.npz", **{f"{m}_au{au}": s for (m, au), s in scores.items()})
+            across_table.to_csv(tmp / "across_seeds.csv", index=False)
+            (tmp / "across_seeds.md").write_text(across_table.to_markdown(index=False, floatfmt=".4g") + "\n")
+            np.savez_compressed(tmp / "f1_scores.npz", **{f"seed{s}_{m}_au{au}_block{b}": f1
+                                                          for s, scores in scores_by_seed.items()
+                                                          for (m, au, b), f1 in scores.items()})
             figure.savefig(tmp / "f1_differences.png", dpi=120)
         write_json_atomic(metrics, rows)
-        write_json_atomic(summary, study.summary(rows))
-        links = tracking.source_run_tags(source_runs, list(loaded)) if source_runs else {}
-        with tracking.start_run("facetransfer", "concepts", params=cfg.model_dump(mode="json"),
+        write_json_atomic(summary, study.across_summary(across))
+        names = [f"seed{s}/{m}" for s in seeds for m in [reference, *compared]]
+        links = tracking.source_run_tags(source_runs, names) if source_runs else {}
+        with tracking.start_run("facetransfer", "concepts", params=cfg.model_dump(mode="json") | {"seeds": seeds},
                                 tags=tracking.run_tags("concepts", Path.cwd(), **links)) as run:
             run.log_table(table, "concept_tests.json")
+            run.log_table(across_table, "concept_tests_across_seeds.json")
             run.log_figure(figure, "f1_differences.png")
-            run.log_dict({"tests": rows}, "concepts.json")
-            run.log_metrics({f"mean_f1_au{r['au']}_{r['model_b']}": r["mean_f1_b"] for r in rows}
-                            | {f"mean_f1_au{au}_{reference}": float(scores[reference, au].mean()) for au in cfg.aus})
+            run.log_dict({"tests": rows, "across_seeds": across}, "concepts.json")
             tracking.write_run_id(run_id, run.run_id)
-    for row in rows:
-        typer.echo(f"AU{row['au']:<2} {row['model_a']} vs {row['model_b']}: F1 {row['mean_f1_a']:.3f} vs "
-                   f"{row['mean_f1_b']:.3f}  plain p {row['plain']['pvalue']:.2g}  corrected p "
-                   f"{row['corrected']['pvalue']:.2g} (Holm {row['corrected']['pvalue_holm']:.2g})"
-                   + ("  forgotten" if row["forgotten"] else ""))
+    for row in across:
+        p = "-" if row["pvalue"] is None else f"{row['pvalue']:.2g} (Holm {row['pvalue_holm']:.2g})"
+        typer.echo(f"AU{row['au']:<2} block {row['block']} {row['model_a']} - {row['model_b']}: F1 difference "
+                   f"{row['mean_diff']:+.3f} over {row['n_seeds']} seeds, p {p}" + ("  forgotten" if row["forgotten"] else ""))
+
+
+def pd_frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame([{k: v for k, v in r.items() if k != "per_seed"}
+                         | {"per_seed": " ".join(f"{v:+.3f}" for v in r["per_seed"])} for r in rows])

@@ -106,9 +106,7 @@ def controls(
     with user_errors():
         cfg = load_section(params, "controls")
         device = str(resolve_device(cfg.device))
-        planned = [core.Control(core.control_name(au), au, cfg.dependent_class[au]) for au in cfg.suppress_aus]
-        planned.append(core.Control(core.NEGATIVE))
-        planned += [core.Control(core.negative_name(seed)) for seed in cfg.extra_negative_seeds]
+        planned = core.planned(cfg)
         test, probe_data = load_test_images(data), load_probe_images(ckplus)
         counterfactual = load_counterfactual_test_set(data) if has_counterfactuals(data) else None
         if counterfactual is None:

@@ -89,7 +89,7 @@ def saliency(
     ranking: Annotated[Path, typer.Option(help="saliency/au_ranking.json: AUs ranked per class and model pair.")],
     metrics: Annotated[Path, typer.Option(help="metrics/localisation.json: localisation scores per model.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with retrain/freeze{k}.json run ids, to link the MLflow run.")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the retrained heads' freeze{k}.json run ids, to link the MLflow run.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LRP (zennit, z+ conv / z dense) on test images FreezeB5 got right and FreezeBk wrong: maps, difference maps and
@@ -135,7 +135,7 @@ def saliency(
         write_json_atomic(ranking, summary)
         write_json_atomic(metrics, scores)
         figure = _write_localisation(out, explained, scores)
-        names = [f"retrain/freeze{k}" for k in blocks]
+        names = [f"freeze{k}" for k in blocks]
         links = tracking.source_run_tags(source_runs, names) if source_runs else {}
         with tracking.start_run("facetransfer", "saliency", params=cfg.model_dump(mode="json"),
                                 tags=tracking.run_tags("saliency", Path.cwd(), **links)) as run:

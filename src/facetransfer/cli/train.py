@@ -32,6 +32,7 @@ PlotsOption = Annotated[Path, typer.Option(help="Folder for plot data: history.c
 RunIdOption = Annotated[Path, typer.Option(help="Small JSON with the MLflow run id (links dvc.lock and the run).")]
 CheckpointOption = Annotated[Path, typer.Option(help="Per-epoch checkpoint; a rerun with the same config resumes from it.")]
 SourceOption = Annotated[Path, typer.Option(help="model.pt of the model to start from.")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Training seed of this run (the pipeline runs each of study.seeds).")]
 
 
 @contextmanager
@@ -139,7 +140,7 @@ def train_emotion(data: DataOption, out: OutOption, metrics: MetricsOption, plot
 def train_pain(source: SourceOption, data: DataOption, freeze_blocks: Annotated[int, typer.Option(
                    min=0, max=5, help="Conv blocks (from the input) frozen: FreezeB0..FreezeB5.")],
                out: OutOption, metrics: MetricsOption, plots: PlotsOption, run_id: RunIdOption,
-               checkpoint: CheckpointOption = Path("checkpoints/pain.pt"),
+               seed: SeedOption = 2022, checkpoint: CheckpointOption = Path("checkpoints/pain.pt"),
                params: ParamsOption = Path("params.yaml")) -> None:
     """Fine-tune a copy of the emotion model to pain with the first k conv blocks frozen (section `train_pain`).
 
@@ -148,20 +149,22 @@ def train_pain(source: SourceOption, data: DataOption, freeze_blocks: Annotated[
     from facetransfer.training import stages
 
     with user_errors():
-        cfg = load_section(params, "train_pain")
+        cfg = load_section(params, "train_pain").with_seed(seed)
         name = f"FreezeB{freeze_blocks}"
-        with tracking.start_run("facetransfer", f"train-pain/{name}", params=cfg.model_dump(mode="json"),
-                                tags=_run_tags("train_pain", freeze_blocks=freeze_blocks), system_metrics=True) as run, \
-                epoch_reporter(f"train-pain {name}", cfg.epochs, run) as report:
+        with tracking.start_run("facetransfer", f"train-pain/{name}/seed{seed}", params=cfg.model_dump(mode="json"),
+                                tags=_run_tags("train_pain", freeze_blocks=freeze_blocks, seed=seed),
+                                system_metrics=True) as run, \
+                epoch_reporter(f"train-pain {name} seed {seed}", cfg.epochs, run) as report:
             run.log_data_input(data, context="training")
             trained = stages.train_pain(source, data, freeze_blocks, cfg, checkpoint, on_epoch=report)
             numbers = _finish(trained, PAIN_CLASSES, out, metrics, plots, run_id, run, checkpoint)
-    typer.echo(f"{name}: pain test macro recall {numbers['recall']['macro']:.3f}, accuracy {numbers['accuracy']:.3f}")
+    typer.echo(f"{name} seed {seed}: pain test macro recall {numbers['recall']['macro']:.3f}, accuracy {numbers['accuracy']:.3f}")
 
 
 @app.command("retrain-emotion")
 def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metrics: MetricsOption,
-                    plots: PlotsOption, run_id: RunIdOption, checkpoint: CheckpointOption = Path("checkpoints/retrain.pt"),
+                    plots: PlotsOption, run_id: RunIdOption, seed: SeedOption = 2022,
+                    checkpoint: CheckpointOption = Path("checkpoints/retrain.pt"),
                     params: ParamsOption = Path("params.yaml")) -> None:
     """Freeze every conv block of a pain model and train a new emotion head (section `retrain_emotion`).
 
@@ -172,16 +175,17 @@ def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metr
     from facetransfer.training import stages
 
     with user_errors():
-        cfg = load_section(params, "retrain_emotion")
+        cfg = load_section(params, "retrain_emotion").with_seed(seed)
         source_freeze = stages.load_model(source)[1].get("freeze_blocks")
         name = f"FreezeB{source_freeze}"
-        with tracking.start_run("facetransfer", f"retrain-emotion/{name}", params=cfg.model_dump(mode="json"),
-                                tags=_run_tags("retrain_emotion", freeze_blocks=source_freeze), system_metrics=True) as run, \
-                epoch_reporter(f"retrain-emotion {name}", cfg.epochs, run) as report:
+        with tracking.start_run("facetransfer", f"retrain-emotion/{name}/seed{seed}", params=cfg.model_dump(mode="json"),
+                                tags=_run_tags("retrain_emotion", freeze_blocks=source_freeze, seed=seed),
+                                system_metrics=True) as run, \
+                epoch_reporter(f"retrain-emotion {name} seed {seed}", cfg.epochs, run) as report:
             run.log_data_input(data, context="training")
             trained = stages.retrain_emotion(source, data, cfg, checkpoint, on_epoch=report)
             numbers = _finish(trained, EMOTIONS, out, metrics, plots, run_id, run, checkpoint)
-    typer.echo(f"{name}: emotion test macro recall after retraining {numbers['recall']['macro']:.3f}")
+    typer.echo(f"{name} seed {seed}: emotion test macro recall after retraining {numbers['recall']['macro']:.3f}")
 
 
 @app.command("track-init")

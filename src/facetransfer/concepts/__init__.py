@@ -6,7 +6,7 @@ scores); `compare_probes` runs the three paired tests on two models' scores.
 """
 
 from facetransfer.concepts.compare import compare_probes
-from facetransfer.concepts.features import last_block_features
+from facetransfer.concepts.features import block_features, last_block_features
 from facetransfer.concepts.probes import ProbeSettings, fold_plan, probe_f1
 
-__all__ = ["ProbeSettings", "compare_probes", "fold_plan", "last_block_features", "probe_f1"]
+__all__ = ["ProbeSettings", "block_features", "compare_probes", "fold_plan", "last_block_features", "probe_f1"]

@@ -1,4 +1,10 @@
-"""The `concepts` stage's core: probe every AU on the reference and each compared model, test the pairs."""
+"""The `concepts` stage's core: probe every AU on the reference and each compared model, test the pairs.
+
+Per training seed: the probes read each probed conv block of that seed's models (folds grouped by CK+
+subject, shared by every model); the pairs are tested over the CV repeats (the paper's tests).
+Across seeds: each seed's mean F1 difference (reference - model) is one replicate, tested as the
+forgetting stage tests recall (`stats.seed_difference`), Holm within each model.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,10 @@ import pandas as pd
 from torch import nn
 
 from facetransfer.concepts.compare import compare_probes
-from facetransfer.concepts.features import last_block_features
+from facetransfer.concepts.features import block_features
 from facetransfer.concepts.probes import N_FOLDS, ProbeSettings, probe_f1_many
 from facetransfer.config import ConceptsConfig
-from facetransfer.stats import holm
+from facetransfer.stats import SEED_TEST, holm, seed_difference
 
 TESTS = ("plain", "corrected", "five_by_two")
 
@@ -25,6 +31,11 @@ class ProbeImages:
     images: np.ndarray  # (N, H, W, 3) uint8
     upper: np.ndarray | None  # (N, H, W, 3) uint8, mouth blanked; None if the dataset has none
     table: pd.DataFrame  # N rows with au_<n> columns; present = not NaN (0 = present, intensity not given)
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """(N,) the subject of each frame, so that CV folds keep a subject's sequences together; None if unknown."""
+        return self.table["subject"].astype(str).to_numpy() if "subject" in self.table.columns else None
 
     def labels(self, au: int) -> np.ndarray:
         column = f"au_{au}"
@@ -51,48 +62,53 @@ def view(au: int, cfg: ConceptsConfig) -> str:
 
 
 def extract_features(models: dict[str, nn.Module], data: ProbeImages, cfg: ConceptsConfig,
-                     device: str = "cpu") -> dict[tuple[str, str], np.ndarray]:
-    """(model name, view) -> last-conv-block features (N, D) for the views the AUs need."""
+                     device: str = "cpu") -> dict[tuple[str, str, int], np.ndarray]:
+    """(model name, view, block) -> the block's output features (N, D) for the views the AUs need."""
     views = {view(au, cfg) for au in cfg.aus}
     if "upper" in views and data.upper is None:
         raise FileNotFoundError("upper_face_aus needs prepared/ckplus/upper.npy (prepare.ckplus.upper_face_cut)")
     arrays = {"full": data.images, "upper": data.upper}
-    return {(name, v): last_block_features(model, arrays[v], cfg.batch_size, device)
-            for name, model in models.items() for v in sorted(views)}
+    return {(name, v, b): block_features(model, arrays[v], b, cfg.batch_size, device)
+            for name, model in models.items() for v in sorted(views) for b in cfg.blocks}
 
 
-def probe_all(features: dict[tuple[str, str], np.ndarray], data: ProbeImages, cfg: ConceptsConfig,
-              workers: int) -> dict[tuple[str, int], np.ndarray]:
-    """(model name, AU) -> probe F1 (repeats, 2), every job in one parallel pool."""
+def probe_all(features: dict[tuple[str, str, int], np.ndarray], data: ProbeImages, cfg: ConceptsConfig,
+              workers: int) -> dict[tuple[str, int, int], np.ndarray]:
+    """(model name, AU, block) -> probe F1 (repeats, 2), every job in one parallel pool."""
     settings = ProbeSettings(repeats=cfg.repeats, seed=cfg.seed, c=cfg.svm_c,
                              class_weight=None if cfg.class_weight == "none" else cfg.class_weight)
-    models = sorted({name for name, _ in features})
+    models = sorted({name for name, _, _ in features})
     scores = {}
     for au in cfg.aus:
-        sets = {name: features[name, view(au, cfg)] for name in models}
-        for name, f1 in probe_f1_many(sets, data.labels(au), settings, workers).items():
-            scores[name, au] = f1
+        for b in cfg.blocks:
+            sets = {name: features[name, view(au, cfg), b] for name in models}
+            for name, f1 in probe_f1_many(sets, data.labels(au), settings, workers, data.groups).items():
+                scores[name, au, b] = f1
     return scores
 
 
-def test_pairs(scores: dict[tuple[str, int], np.ndarray], data: ProbeImages, cfg: ConceptsConfig,
+def test_pairs(scores: dict[tuple[str, int, int], np.ndarray], data: ProbeImages, cfg: ConceptsConfig,
                reference: str, compared: list[str], nominated: dict[int, list[str]] | None = None) -> list[dict]:
-    """One row per (AU, compared model): the three tests, Holm-corrected over the AUs of each compared model.
+    """One row per (block, AU, compared model): the three tests, Holm-corrected within each compared model
+    (over its AUs and blocks: the study's family rule). n_train / n_test of the corrected test are the
+    halves of the frames (subject-grouped folds are halves up to one subject's 1-4 sequences).
 
     nominated: AU -> the (model/class) rankings that proposed it, recorded as `nominated_by`.
     """
     n = len(data.table)
-    n_test = n // N_FOLDS  # stratified 2-fold: halves of floor/ceil size
+    n_test = n // N_FOLDS
     n_train = n - n_test
     rows = []
-    for au in cfg.aus:
-        positives = int(data.labels(au).sum())
-        for other in compared:
-            result = compare_probes(scores[reference, au], scores[other, au], n_train, n_test, cfg.confidence)
-            rows.append({"au": au, "model_a": reference, "model_b": other, "view": view(au, cfg),
-                         "n_images": n, "n_present": positives,
-                         "nominated_by": [c for c in (nominated or {}).get(au, []) if c.startswith(f"{other}/")],
-                         **result})
+    for b in cfg.blocks:
+        for au in cfg.aus:
+            positives = int(data.labels(au).sum())
+            for other in compared:
+                result = compare_probes(scores[reference, au, b], scores[other, au, b], n_train, n_test,
+                                        cfg.confidence)
+                rows.append({"au": au, "block": b, "model_a": reference, "model_b": other, "view": view(au, cfg),
+                             "n_images": n, "n_present": positives, "grouped_by_subject": data.groups is not None,
+                             "nominated_by": [c for c in (nominated or {}).get(au, []) if c.startswith(f"{other}/")],
+                             **result})
     # Holm per compared model (the family answers "what did FreezeBk forget?"), and over every
     # row (`pvalue_holm_all`, stricter: it grows with the number of models and AUs tested).
     for test in TESTS:
@@ -107,12 +123,33 @@ def test_pairs(scores: dict[tuple[str, int], np.ndarray], data: ProbeImages, cfg
     return rows
 
 
+def across_seeds(rows_by_seed: dict[int, list[dict]], confidence: float, alpha: float) -> list[dict]:
+    """One row per (block, AU, compared model): each seed's mean probe F1 difference (reference - model) as one
+    replicate; mean, Student-t interval and paired t-test over seeds, Holm within each compared model."""
+    seeds = sorted(rows_by_seed)
+    keyed = {s: {(r["block"], r["au"], r["model_b"]): r for r in rows_by_seed[s]} for s in seeds}
+    out = []
+    for key, first in keyed[seeds[0]].items():
+        cell = seed_difference([keyed[s][key]["mean_f1_a"] for s in seeds], [keyed[s][key]["mean_f1_b"] for s in seeds],
+                               confidence)
+        out.append({"block": key[0], "au": key[1], "model_a": first["model_a"], "model_b": key[2],
+                    "view": first["view"], **cell, "method": SEED_TEST})
+    for model in dict.fromkeys(r["model_b"] for r in out):
+        family = [r for r in out if r["model_b"] == model and r["pvalue"] is not None]
+        for r, p in zip(family, holm([r["pvalue"] for r in family])):
+            r["pvalue_holm"] = float(p)
+    for r in out:
+        r.setdefault("pvalue_holm", None)
+        r["forgotten"] = bool(r["pvalue_holm"] is not None and r["mean_diff"] > 0 and r["pvalue_holm"] < alpha)
+    return out
+
+
 def rows_table(rows: list[dict]) -> pd.DataFrame:
     """The test rows flattened for CSV / Markdown / MLflow (one column per number)."""
     flat = []
     for row in rows:
-        out = {k: row[k] for k in ("au", "view", "model_a", "model_b", "n_present", "mean_f1_a", "mean_f1_b",
-                                   "mean_diff", "forgotten")}
+        out = {k: row[k] for k in ("seed", "block", "au", "view", "model_a", "model_b", "n_present", "mean_f1_a",
+                                   "mean_f1_b", "mean_diff", "forgotten") if k in row}
         out["ci_diff_corrected"] = "[{:.3f}, {:.3f}]".format(*row["ci_diff_corrected"])
         for test in TESTS:
             out[f"{test}_t"] = row[test]["statistic"]
@@ -127,12 +164,24 @@ def summary(rows: list[dict]) -> dict:
     """AU<n> -> model_b -> the headline numbers: the dict shape `dvc metrics show` can display."""
     out: dict[str, dict] = {}
     for row in rows:
-        out.setdefault(f"AU{row['au']}", {})[row["model_b"]] = {
+        where = out.setdefault(f"AU{row['au']}", {})
+        if "block" in row:  # a level per probed block: block{b} -> model -> numbers
+            where = where.setdefault(f"block{row['block']}", {})
+        where[row["model_b"]] = {
             "mean_f1_reference": row["mean_f1_a"], "mean_f1": row["mean_f1_b"],
             "plain_p": row["plain"]["pvalue"], "corrected_p": row["corrected"]["pvalue"],
             "corrected_p_holm": row["corrected"]["pvalue_holm"],
             "corrected_p_holm_all": row["corrected"]["pvalue_holm_all"], "five_by_two_p": row["five_by_two"]["pvalue"],
             "forgotten": row["forgotten"]}
+    return out
+
+
+def across_summary(across: list[dict]) -> dict:
+    """AU<n> -> block<b> -> model_b -> the across-seed numbers: the dict shape `dvc metrics show` can display."""
+    out: dict[str, dict] = {}
+    for row in across:
+        out.setdefault(f"AU{row['au']}", {}).setdefault(f"block{row['block']}", {})[row["model_b"]] = {
+            k: row[k] for k in ("mean_diff", "ci_low", "ci_high", "pvalue", "pvalue_holm", "n_seeds", "forgotten")}
     return out
 
 

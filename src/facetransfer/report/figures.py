@@ -28,6 +28,52 @@ def recall_bars(table: pd.DataFrame) -> Figure:
     return fig
 
 
+def forgetting_forest(rows: pd.DataFrame, confidence: float) -> Figure:
+    """One panel per compared model: each class's forgetting, recall(reference) - recall(model), mean over seeds
+    with its interval (none with one seed); filled dots: Holm-corrected p < 1 - confidence; dots: single seeds."""
+    models = list(dict.fromkeys(rows["model"]))
+    fig = Figure(figsize=(2.6 * max(len(models), 1) + 1.2, 3.8), layout="constrained")
+    axes = fig.subplots(1, max(len(models), 1), sharey=True, squeeze=False)[0]
+    for ax, model in zip(axes, models):
+        part = rows[rows["model"] == model].reset_index(drop=True)
+        y = np.arange(len(part))[::-1]  # first class on top
+        for yi, (_, row) in zip(y, part.iterrows()):
+            ax.scatter([float(v) for v in row["per_seed"].split()], [yi] * len(row["per_seed"].split()),
+                       s=9, color="tab:gray", alpha=0.6, zorder=1)
+            if row["ci_low"] is not None and row["ci_low"] == row["ci_low"]:
+                ax.plot([row["ci_low"], row["ci_high"]], [yi, yi], color="tab:blue", zorder=2)
+            significant = row["pvalue_holm"] is not None and row["pvalue_holm"] < 1 - confidence
+            ax.scatter(row["mean_diff"], yi, s=30, zorder=3, color="tab:red" if significant else "white",
+                       edgecolors="tab:red" if significant else "tab:blue")
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.set_yticks(y, part["class"])
+        ax.set_title(model, fontsize="medium")
+        ax.set_xlabel("recall lost vs reference")
+    fig.suptitle(f"Forgetting across training seeds: mean, {confidence:.0%} interval, single seeds (grey)",
+                 fontsize="medium")
+    return fig
+
+
+def cka_lines(summary: dict[str, dict[str, dict]], confidence: float) -> Figure:
+    """Linear CKA with the source model by conv block, one line per model (mean over seeds, interval band)."""
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for model, per_block in summary.items():
+        blocks = np.arange(1, len(per_block) + 1)
+        mean = np.array([c["mean"] for c in per_block.values()])
+        line = ax.plot(blocks, mean, marker="o", label=model, ls="-" if model.startswith("freeze") else "--")[0]
+        cells = list(per_block.values())
+        if all(c["ci_low"] is not None for c in cells):
+            ax.fill_between(blocks, [c["ci_low"] for c in cells], [c["ci_high"] for c in cells],
+                            color=line.get_color(), alpha=0.15)
+    ax.set_xticks(np.arange(1, 6), [f"block {b}" for b in range(1, 6)])
+    ax.set_ylim(top=1.02)
+    ax.set_ylabel("linear CKA with the source model")
+    ax.set_title(f"Representation drift by conv block (bands: {confidence:.0%} interval over seeds)")
+    ax.legend(fontsize="small", ncol=2)
+    return fig
+
+
 def trade_off_plot(trade: dict) -> Figure:
     """Pain macro recall against emotion macro recall per model, Pareto front joined, balanced choice marked;
     one more panel per class in `trade["most_forgotten"]` (pain macro recall against that class's recall)."""
@@ -74,13 +120,18 @@ def concept_forest(rows: list[dict]) -> Figure:
         ax.plot(row["ci_diff_corrected"], [yi] * 2, color=colour, lw=3, solid_capstyle="butt")
         ax.plot(row["mean_diff"], yi, "o", color=colour, ms=4)
     ax.axvline(0.0, color="black", lw=0.8)
-    labels = [f"AU{r['au']}{' (upper face)' if r['view'] == 'upper' else ''}  {r['model_a']} - {r['model_b']}"
-              for r in rows]
+    labels = [_probe_label(r) for r in rows]
     ax.set_yticks(y, labels, fontsize="small")
     ax.set_xlabel("mean F1 difference of the AU probe (reference - model)")
     ax.set_title("Concept probes, reference vs each model\nthick: corrected 95 % CI (red: forgotten); "
                  "thin grey: the plain CI", fontsize="medium")
     return fig
+
+
+def _probe_label(row: dict) -> str:
+    view = " (upper face)" if row["view"] == "upper" else ""
+    block = f" block {row['block']}" if "block" in row else ""
+    return f"AU{row['au']}{view}{block}  {row['model_a']} - {row['model_b']}"
 
 
 def signed_difference(reference: np.ndarray, model: np.ndarray) -> np.ndarray:

@@ -34,21 +34,25 @@ class _Reader:
 
     def json(self, path: Path):
         if not path.is_file():
-            self.missing.append(str(path))
+            self._missing(path)
             return None
         return json.loads(path.read_text())
 
     def csv(self, path: Path, **kwargs) -> pd.DataFrame | None:
         if not path.is_file():
-            self.missing.append(str(path))
+            self._missing(path)
             return None
         return pd.read_csv(path, **kwargs)
 
     def figure(self, path: Path, caption: str) -> str:
         if not path.is_file():
-            self.missing.append(str(path))
+            self._missing(path)
             return html.note(f"missing figure: {path}")
         return html.figure(path.read_bytes(), caption)
+
+    def _missing(self, path: Path) -> None:
+        if str(path) not in self.missing:  # the verdicts section reads some files the detail sections read too
+            self.missing.append(str(path))
 
     def absent(self, path: Path) -> str:
         return html.note(f"not available: {path} is missing (run the stage that writes it)")
@@ -110,21 +114,75 @@ def _transfer(read: _Reader, paths: StudyPaths) -> list[str]:
         return [read.absent(folder)]
     metrics = {p.stem: json.loads(p.read_text()) for p in found}
     return [html.text("Table 1: the pain models (FreezeBk: the first k conv blocks kept from the emotion model), "
-                      "on the pain test set."), html.table(pain_table(metrics))]
+                      "on the pain test set, mean over the training seeds."), html.table(pain_table(metrics))]
+
+
+def across_seeds_table(across: dict[str, dict]) -> pd.DataFrame:
+    """metrics/forgetting.json -> across_seeds as rows: model, class, mean forgetting, interval, p-values."""
+    return pd.DataFrame([{"model": model, "class": cls, "recall lost (mean)": c["mean_diff"], "CI low": c["ci_low"],
+                          "CI high": c["ci_high"], "p": c["pvalue"], "p (Holm)": c["pvalue_holm"],
+                          "seeds": c["n_seeds"]}
+                         for model, classes in across.items() for cls, c in classes.items()])
+
+
+def cka_table(cka: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """metrics/cka.json as one row per model: mean CKA per block, with its interval where there is one."""
+    def cell(c: dict) -> str:
+        return f"{c['mean']:.3f}" + ("" if c["ci_low"] is None else f" [{c['ci_low']:.3f}, {c['ci_high']:.3f}]")
+
+    return pd.DataFrame([{"model": model, "seeds": next(iter(blocks.values()))["n_seeds"],
+                          **{block: cell(c) for block, c in blocks.items()}} for model, blocks in cka.items()])
+
+
+def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
+    """What held up: forgetting across seeds, representation drift per block, and the calibrated controls."""
+    parts = []
+    summary = read.json(paths.metrics / "forgetting.json")
+    if summary is not None and "across_seeds" in summary:
+        parts += [html.heading(f"Forgetting across {len(summary['seeds'])} training seeds, {summary['reference']} "
+                               "vs each model"),
+                  html.text("Per seed: recall of the reference minus recall of the model (both trained with that "
+                            "seed) on a class's test images. Mean over seeds, Student-t interval, paired t-test "
+                            f"over seeds; {summary['family_rule']}."),
+                  html.table(across_seeds_table(summary["across_seeds"])),
+                  read.figure(paths.reports / "forgetting" / "across_seeds.png", "Forgetting across seeds")]
+    elif summary is None:
+        parts.append(read.absent(paths.metrics / "forgetting.json"))
+    cka = read.json(paths.metrics / "cka.json")
+    if cka is not None:
+        parts += [html.heading("Representation drift: linear CKA with the source model, by conv block"),
+                  html.text("1 = the same representation (up to rotation and scale); blocks a model kept frozen "
+                            "are checked to be 1. Mean over training seeds with its 95 % interval; controls are "
+                            "one model each."),
+                  html.table(cka_table(cka)),
+                  read.figure(paths.reports / "cka" / "cka.png", "CKA by block, one line per model")]
+    else:
+        parts.append(read.absent(paths.metrics / "cka.json"))
+    verdicts = read.csv(paths.reports / "controls" / "verdicts.csv")
+    if verdicts is not None:
+        parts += [html.heading("Calibrated against known answers: planted-forgetting controls"),
+                  html.text("Each line of evidence on the positive controls (an AU planted as forgotten) beside "
+                            "how often the same check fired on the negative controls (nothing planted, other "
+                            "seeds): its false-alarm rate."),
+                  html.table(verdicts)]
+    return parts
 
 
 def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
     parts = []
+    summary = read.json(paths.metrics / "forgetting.json")
     recall = read.csv(paths.reports / "forgetting" / "recall.csv")
     if recall is not None:
-        parts += [html.text("Emotion recall per class after retraining the head on each pain model's frozen features."),
+        parts += [html.text("Emotion recall per class after retraining the head on each pain model's frozen features "
+                            "(mean over seeds)."),
                   html.table(recall)]
     parts.append(read.figure(paths.reports / "forgetting" / "recall.png", "Fig. 3 analogue: recall per class per model"))
-    summary = read.json(paths.metrics / "forgetting.json")
     if summary is None:
         return parts + [read.absent(paths.metrics / "forgetting.json")]
     trade = summary["trade_off"]
-    parts += [html.heading(f"McNemar per class, {summary['reference']} vs each model"),
+    seed = summary.get("mcnemar_seed")
+    parts += [html.heading(f"Detail: McNemar per class on one seed's test images{f' (seed {seed})' if seed else ''}, "
+                           f"{summary['reference']} vs each model"),
               html.table(mcnemar_table(summary["mcnemar"])),
               html.heading("The pain/emotion trade-off"),
               html.text(f"Pareto front: {', '.join(trade['pareto_front'])}. Balanced choice: {trade['balanced']} "
@@ -254,9 +312,8 @@ def _controls(read: _Reader, paths: StudyPaths) -> list[str]:
                        "control really looks less at the AU (relevance share in its counterfactual footprint on every "
                        "test image showing it) and by more than the negative controls do; necessity_fell whether the "
                        "dependent class needs the AU less (recall drop without it on counterfactual images).")]
-    verdicts = read.csv(paths.reports / "controls" / "verdicts.csv")
-    if verdicts is not None:
-        parts.append(html.table(verdicts))
+    parts.append(html.text("The verdict table, with each check's false-alarm rate on the negatives, leads the "
+                           "report (first section)."))
     recall = read.csv(paths.reports / "controls" / "recall.csv")
     if recall is not None:
         parts += [html.heading("Recall per class after head retraining"), html.table(recall)]
@@ -270,6 +327,7 @@ def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provena
     """(HTML text, inputs not found). `provenance`: e.g. git commit and data.dvc hash, shown first."""
     read = _Reader()
     sections = [
+        ("verdicts", "What held up: across seeds, block by block, against known answers", _verdicts(read, paths)),
         ("provenance", "Where this came from", _provenance(params_text, provenance)),
         ("transfer", "Transfer to pain (Prajod et al. 2022)", _transfer(read, paths)),
         ("forgetting", "What emotion recall was lost", _forgetting(read, paths)),

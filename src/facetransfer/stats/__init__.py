@@ -3,6 +3,7 @@
 from facetransfer.stats.correction import holm, mean_ci
 from facetransfer.stats.mcnemar import mcnemar_test
 from facetransfer.stats.result import TestResult
+from facetransfer.stats.seeds import SEED_TEST, seed_difference
 from facetransfer.stats.ttests import (
     corrected_resampled_ci,
     corrected_resampled_ttest,
@@ -11,6 +12,7 @@ from facetransfer.stats.ttests import (
 )
 
 __all__ = [
+    "SEED_TEST",
     "TestResult",
     "corrected_resampled_ci",
     "corrected_resampled_ttest",
@@ -19,4 +21,5 @@ __all__ = [
     "mcnemar_test",
     "mean_ci",
     "paired_ttest",
+    "seed_difference",
 ]

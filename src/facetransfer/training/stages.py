@@ -22,8 +22,8 @@ from torch import nn
 
 from facetransfer.config import (
     ControlFineTune,
+    HeadSettings,
     ModelSpec,
-    RetrainEmotionConfig,
     TrainEmotionConfig,
     TrainPainConfig,
     TrainSettings,
@@ -150,7 +150,7 @@ def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkp
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
 
-def retrain_emotion(source: Path, prepared: Path, cfg: RetrainEmotionConfig, checkpoint: Path | None = None,
+def retrain_emotion(source: Path, prepared: Path, cfg: HeadSettings, checkpoint: Path | None = None,
                     on_epoch: EpochCallback | None = None) -> Trained:
     """All conv blocks of a pain model frozen, a new 8-class head trained on emotions."""
     model, src = load_model(source)
@@ -168,7 +168,7 @@ def retrain_emotion(source: Path, prepared: Path, cfg: RetrainEmotionConfig, che
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
 
-def _fit_cached_head(model: nn.Module, prepared: Path, cfg: RetrainEmotionConfig, checkpoint: Path | None,
+def _fit_cached_head(model: nn.Module, prepared: Path, cfg: HeadSettings, checkpoint: Path | None,
                      run_key: str, on_epoch: EpochCallback | None) -> tuple[FitResult, Split]:
     device = resolve_device(cfg.device)
     train, val = load_split(prepared, "train"), load_split(prepared, "val")

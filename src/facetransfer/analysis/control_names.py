@@ -1,0 +1,32 @@
+"""The planted-forgetting controls' names, apart from their analysis so that light stages (cka) can list them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REFERENCE = "reference"
+NEGATIVE = "negative"
+
+
+def control_name(au: int) -> str:
+    return f"suppress_au{au}"
+
+
+def negative_name(seed: int) -> str:
+    """A further negative control (controls.extra_negative_seeds)."""
+    return f"{NEGATIVE}_seed{seed}"
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control model: its name, the AU planted as forgotten and the class that needs it (None: negative)."""
+
+    name: str
+    au: int | None = None
+    dependent: str | None = None
+
+
+def planned(cfg) -> list[Control]:
+    """The control models of a `controls` section, in order: positives (one per suppressed AU), then negatives."""
+    positives = [Control(control_name(au), au, cfg.dependent_class[au]) for au in cfg.suppress_aus]
+    return positives + [Control(NEGATIVE)] + [Control(negative_name(seed)) for seed in cfg.extra_negative_seeds]

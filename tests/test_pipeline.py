@@ -290,6 +290,7 @@ def test_controls_verdict_table(repo):
         if row["control"] == "suppress_au5":
             assert row["n_negatives"] == 2 and row["false_alarm_rate"] in (0.0, 0.5, 1.0), row
             assert len(row["false_alarms"]) == round(row["false_alarm_rate"] * 2)
+            assert row["calibrated"] == (row["false_alarm_rate"] <= SMOKE["controls"]["max_false_alarm_rate"])
     assert planted["excess_ci"][0] <= planted["excess_over_negatives"] <= planted["excess_ci"][1]
     for name in ("verdicts.csv", "verdicts.md", "recall.csv", "probes.csv", "analyses.json", "suppress_au5_surprise.png"):
         assert (repo / "reports" / "controls" / name).is_file(), name

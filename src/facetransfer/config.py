@@ -425,6 +425,7 @@ class SaliencyConfig(Frozen):
     localisation_images: int = Field(0, ge=0)  # test images scored per model; 0 = all with AU regions
     gradcam_threshold: float = Field(0.5, gt=0.0, le=1.0)  # of each map's maximum, for DICE / IoU
     alpha: float = Field(0.05, gt=0.0, lt=1.0)  # AU ranking: Holm-corrected Wilcoxon level
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # of the across-seed interval of each AU's difference
     # An AU is ranked only on >= this many contrast images showing it. 6 is the smallest n at which
     # an exact two-sided Wilcoxon can reach p < 0.05 (2 / 2**6); at 5 it cannot (0.0625) and would
     # only enlarge the Holm family.
@@ -621,6 +622,8 @@ class ControlsConfig(Frozen):
     min_images: int = Field(6, ge=1)  # as SaliencyConfig.min_images
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
     confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    # A line of evidence counts as calibrated when the same check fires on at most this share of the negatives.
+    max_false_alarm_rate: float = Field(0.2, ge=0.0, le=1.0)
     workers: int = Field(2, ge=1)
     batch_size: int = Field(64, gt=0)
 

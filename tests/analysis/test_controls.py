@@ -315,6 +315,8 @@ def test_false_alarm_rate_is_the_share_of_negatives_where_the_same_check_fired()
     out = core.with_false_alarms(positive, on_negatives)
     assert [r["false_alarm_rate"] for r in out] == [0.25, 0.25] and all(r["n_negatives"] == 4 for r in out)
     assert out[0]["false_alarms"] == ["negative_seed2025"] and out[1]["false_alarms"] == ["negative"]
+    assert [r["calibrated"] for r in out] == [False, False]  # 0.25 > 0.2
     table = core.verdict_table(out)
-    assert table["false alarms on negatives"].tolist() == ["1/4 (0.25)", "1/4 (0.25)"]
+    assert table["false alarms on negatives"].tolist() == ["1/4 (0.25, NOT calibrated)"] * 2
+    assert core.with_false_alarms(rows(True, True), on_negatives, max_rate=0.25)[0]["calibrated"]
     assert core.with_false_alarms(rows(True, False), {})[0]["false_alarm_rate"] is None

@@ -112,3 +112,29 @@ def test_explain_model_streams_the_same_maps_and_scores_as_the_whole_set_at_once
     assert summary["n_images"] == 5
     assert summary["lrp"]["pointing_game"] == pytest.approx(np.nanmean(expected["pointing_game"]))
     assert np.isnan(got.scores.loc[0, "pointing_game"])  # image 0 shows no AU: no true region
+
+
+def test_rankings_across_seeds_test_each_au_over_seeds_with_holm_over_the_models_cells():
+    from scipy import stats
+
+    from facetransfer.analysis.saliency import rankings_across_seeds
+    from facetransfer.data.labels import ACTION_UNITS
+    from facetransfer.stats import holm
+
+    def ranking(diffs: dict[int, float]) -> dict:
+        return {"freeze0": {cls: {"n_images": 9, "ranking": [{"au": au, "mean_diff": d} for au, d in diffs.items()]}
+                            for cls in ("sad", "contempt")}}
+
+    by_seed = {1: ranking({14: 0.10, 5: 0.01}), 2: ranking({14: 0.12, 5: -0.02}), 3: ranking({14: 0.08})}
+    across = rankings_across_seeds(by_seed, 0.95, 0.05)["freeze0"]
+    au14 = across["contempt"][0]
+    assert au14["au"] == 14 and au14["n_seeds"] == 3 and au14["mean_diff"] == pytest.approx(0.10)
+    assert au14["pvalue"] == pytest.approx(stats.ttest_1samp([0.10, 0.12, 0.08], 0.0).pvalue, rel=1e-9)
+    au5 = next(r for r in across["contempt"] if r["au"] == 5)
+    assert au5["n_seeds"] == 2 and au5["per_seed"] == [0.01, -0.02, None]  # seed 3 had too few images for AU5
+    untested = [r for r in across["sad"] if r["n_seeds"] == 0]
+    assert len(untested) == len(ACTION_UNITS) - 2 and all(r["pvalue_holm"] is None for r in untested)
+    cells = [r for rows in across.values() for r in rows if r["pvalue"] is not None]  # 2 classes x 2 AUs
+    assert len(cells) == 4
+    assert [r["pvalue_holm"] for r in cells] == pytest.approx(list(holm([r["pvalue"] for r in cells])))
+    assert au14["flagged"] == (au14["pvalue_holm"] < 0.05)

@@ -30,13 +30,17 @@ def _stage_inputs(tmp_path, prepared):
     test = pd.read_csv(prepared / "test.csv")
     rng = np.random.default_rng(0)
     _save(tmp_path / "emotion", 0)
-    for k in (5, 0):
-        _save(tmp_path / "retrain" / f"freeze{k}", k + 1)
-        predicted = test["label"] if k == 5 else np.where(rng.random(len(test)) < 0.5, test["label"], (test["label"] + 1) % 8)
-        pd.DataFrame({"row": test["row"], "label": test["label"], "predicted": predicted}).to_csv(
-            tmp_path / "retrain" / f"freeze{k}" / "test_predictions.csv", index=False)
+    for seed in (1, 2):  # two training seeds: the detail seed 1, and seed 2 for the ranking across seeds
+        for k in (5, 0):
+            folder = tmp_path / "retrain" / f"seed{seed}" / f"freeze{k}"
+            _save(folder, k + 1 + 10 * seed)
+            predicted = test["label"] if k == 5 else np.where(rng.random(len(test)) < 0.5, test["label"],
+                                                              (test["label"] + 1) % 8)
+            pd.DataFrame({"row": test["row"], "label": test["label"], "predicted": predicted}).to_csv(
+                folder / "test_predictions.csv", index=False)
     params = tmp_path / "params.yaml"
-    params.write_text("saliency: {compare: [0], grid_images: 2, min_images: 1, device: cpu, batch_size: 16}\n")
+    params.write_text("saliency: {compare: [0], grid_images: 2, min_images: 1, device: cpu, batch_size: 16}\n"
+                      "study: {seeds: [1, 2], detail_seed: 1}\n")
     return params
 
 
@@ -74,6 +78,12 @@ def test_saliency_stage_smoke(tmp_path, smoke_benchmark, monkeypatch):
     assert len(emotion) == scores["emotion"]["n_images"]
     assert np.isclose(emotion["dice"].mean(), scores["emotion"]["gradcam"]["dice"])
     assert ranked_candidates(summary, ["freeze0"], top=1).keys() <= set(range(1, 44))
+    across = summary["across_seeds"]["freeze0"]["contempt"]  # the ranking over both seeds
+    assert summary["seeds"] == [1, 2] and len(across) == 17
+    tested = [r for r in across if r["n_seeds"] == 2]
+    assert tested and all(len(r["per_seed"]) == 2 and r["pvalue_holm"] is not None for r in tested)
+    first_seed = {r["au"]: r["mean_diff"] for r in contempt["ranking"]}
+    assert all(r["per_seed"][0] == first_seed[r["au"]] for r in tested)  # seed 1 is the detail seed's ranking
 
 
 def test_saliency_stage_runs_on_real_data_without_au_labels(tmp_path, smoke_benchmark, monkeypatch):

@@ -219,15 +219,17 @@ def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ran
              **necessity)])
 
 
-def with_false_alarms(rows: list[dict], on_negatives: dict[str, list[dict]]) -> list[dict]:
+def with_false_alarms(rows: list[dict], on_negatives: dict[str, list[dict]], max_rate: float = 0.2) -> list[dict]:
     """Give each positive-control row the share of negatives on which the same check passed (fired):
-    `false_alarm_rate`, `n_negatives` and `false_alarms` (the negatives that fired). None without negatives."""
+    `false_alarm_rate`, `n_negatives`, `false_alarms` (the negatives that fired) and `calibrated` (the rate is
+    at most `max_rate`). Rate and calibrated are None without negatives."""
     for i, row in enumerate(rows):
         fired = [n for n, neg_rows in on_negatives.items() if neg_rows[i]["passed"]]
         assert all(neg_rows[i]["check"] == row["check"] for neg_rows in on_negatives.values())
         row["n_negatives"] = len(on_negatives)
         row["false_alarm_rate"] = len(fired) / len(on_negatives) if on_negatives else None
         row["false_alarms"] = fired
+        row["calibrated"] = None if row["false_alarm_rate"] is None else bool(row["false_alarm_rate"] <= max_rate)
     return rows
 
 
@@ -331,14 +333,16 @@ def verdict_table(rows: list[dict]) -> pd.DataFrame:
     def numbers(row: dict) -> str:
         return "; ".join(f"{key} {text(value)}" for key, value in row.items()
                          if key not in {"control", "au", "check", "passed", "false_alarm_rate", "n_negatives",
-                                        "false_alarms"})
+                                        "false_alarms", "calibrated"})
 
     def false_alarms(row: dict) -> str:
-        """Positive rows: on how many negatives the same check fired; the negatives' summary rows: how many flagged."""
+        """Positive rows: on how many negatives the same check fired (and whether that is within the calibration
+        limit); the negatives' summary rows: how many runs flagged."""
         if row.get("false_alarm_rate") is None:
             return ""
         n = row["n_negatives"] if "n_negatives" in row else row["runs"]
-        return f"{round(row['false_alarm_rate'] * n)}/{n} ({row['false_alarm_rate']:.2f})"
+        limit = {True: ", calibrated", False: ", NOT calibrated", None: ""}[row.get("calibrated")]
+        return f"{round(row['false_alarm_rate'] * n)}/{n} ({row['false_alarm_rate']:.2f}{limit})"
 
     return pd.DataFrame([{"control": r["control"], "check": r["check"], "result": "pass" if r["passed"] else "fail",
                           "false alarms on negatives": false_alarms(r), "numbers": numbers(r)} for r in rows])
@@ -445,7 +449,7 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
                 stand_ins[(c.name, n)], mcnemar[n], recall, rankings[n], reverse[n],
                 next(p for p in probes if p["model_b"] == n and p["au"] == c.au), planted_neg[(c.name, n)],
                 cfg.alpha, necessity_neg.get((c.name, n))) for n in negatives}
-            verdicts += with_false_alarms(rows, on_negatives)
+            verdicts += with_false_alarms(rows, on_negatives, cfg.max_false_alarm_rate)
     if len(negatives) > 1:
         verdicts += across_negatives(verdicts, negatives, cfg.alpha)
     return ControlsResult(recall, mcnemar, rankings, contrast, reverse, planted, necessity, probes, verdicts)

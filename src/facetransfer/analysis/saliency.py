@@ -37,7 +37,7 @@ from facetransfer.explain import (
     relevance_rank_accuracy,
     unpack_masks,
 )
-
+from facetransfer.stats import holm, seed_difference
 
 FOOTPRINTS = "counterfactual footprints"
 LANDMARK_REGIONS = "landmark regions"
@@ -137,6 +137,44 @@ def compare_pair(maps_reference: np.ndarray, maps_model: np.ndarray, data: TestI
         arrays[name] = {"index": idx, "rows": data.rows[idx], "reference": maps_reference[idx],
                         "model": maps_model[idx], "difference": difference_maps(maps_reference[idx], maps_model[idx])}
     return ranking, arrays
+
+
+def rankings_across_seeds(by_seed: dict[int, dict[str, dict]], confidence: float, alpha: float) -> dict:
+    """model -> class -> AU rows replicated over training seeds, largest mean difference first.
+
+    by_seed: seed -> model -> `compare_pair` ranking ({class: {n_images, ranking}}) of that seed's models.
+    Per seed, an AU's value is its mean relevance-share difference (reference - model) on that seed's
+    contrast images showing it (absent when fewer than min_images: that seed is left out of the cell).
+    Mean over seeds, Student-t interval and a t-test of "mean 0" over seeds (`stats.seed_difference`);
+    Holm within each model over all its (class, AU) cells with two or more seeds (the family rule).
+    An AU is `flagged` when the mean is positive and its Holm p below alpha.
+    """
+    seeds = sorted(by_seed)
+    out: dict[str, dict[str, list[dict]]] = {}
+    for model in by_seed[seeds[0]]:
+        cells = []
+        for cls in by_seed[seeds[0]][model]:
+            for au in ACTION_UNITS:
+                values = [_au_diff(by_seed[s][model][cls]["ranking"], au) for s in seeds]
+                kept = [v for v in values if not np.isnan(v)]
+                cell = seed_difference(kept, [0.0] * len(kept), confidence) if kept else {
+                    "mean_diff": float("nan"), "ci_low": None, "ci_high": None, "pvalue": None, "n_seeds": 0}
+                cells.append({"cls": cls, "au": int(au), **{k: v for k, v in cell.items() if k != "per_seed"},
+                              "per_seed": [None if np.isnan(v) else v for v in values]})
+        tested = [c for c in cells if c["pvalue"] is not None]
+        for c, p in zip(tested, holm([c["pvalue"] for c in tested])):
+            c["pvalue_holm"] = float(p)
+        for c in cells:
+            c.setdefault("pvalue_holm", None)
+            c["flagged"] = bool(c["pvalue_holm"] is not None and c["mean_diff"] > 0 and c["pvalue_holm"] < alpha)
+        out[model] = {cls: sorted([{k: v for k, v in c.items() if k != "cls"} for c in cells if c["cls"] == cls],
+                                  key=lambda r: (np.isnan(r["mean_diff"]), -np.nan_to_num(r["mean_diff"]), r["au"]))
+                      for cls in dict.fromkeys(c["cls"] for c in cells)}
+    return out
+
+
+def _au_diff(rows: list[dict], au: int) -> float:
+    return next((float(r["mean_diff"]) for r in rows if r["au"] == au), float("nan"))
 
 
 def localisation_indices(data: TestImages, cap: int) -> np.ndarray:

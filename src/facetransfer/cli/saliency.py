@@ -32,6 +32,22 @@ def _load(retrain: Path, source: Path, blocks: list[int], rows):
     return {"emotion": load_model(source / "model.pt")[0], **models}, predictions
 
 
+def _seed_rankings(retrain: Path, source: Path, test, cfg, device: str) -> dict:
+    """One more training seed's AU rankings (model -> class -> ranking): LRP of its contrast images only."""
+    from facetransfer.analysis import saliency as core
+
+    blocks = [cfg.reference, *cfg.compare]
+    models, predictions = _load(retrain, source, blocks, test.rows)
+    reference = f"freeze{cfg.reference}"
+    compared = [f"freeze{k}" for k in cfg.compare]
+    keep = core.contrast_sets(predictions, test.labels, reference, compared, cfg.max_images_per_class)
+    none = keep[reference][:0]
+    lrp = {name: core.explain_model(models[name], test, keep[name], none, cfg.gradcam_threshold, cfg.batch_size,
+                                    device).lrp for name in [reference, *compared]}
+    return {name: core.compare_pair(lrp[reference], lrp[name], test, predictions, reference, name,
+                                    cfg.max_images_per_class, cfg.min_images)[0] for name in compared}
+
+
 def _write_maps(out: Path, test, explained: dict, predictions: dict, reference: str, cfg) -> tuple[dict, dict]:
     """Per model pair: the AU ranking, an npz of the contrast images' maps, and a figure grid per class."""
     import numpy as np
@@ -82,7 +98,7 @@ def _write_localisation(out: Path, explained: dict, scores: dict):
 
 @app.command()
 def saliency(
-    retrain: Annotated[Path, typer.Option(help="Folder with freeze{k}/model.pt and test_predictions.csv (retrained heads).")],
+    retrain: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/model.pt and test_predictions.csv (retrained heads).")],
     source: Annotated[Path, typer.Option(help="Folder with the emotion source model.pt (scored for localisation too).")],
     data: Annotated[Path, typer.Option(help="Prepared AffectNet(-like) folder: test.csv, images.npy, masks.npy.")],
     out: Annotated[Path, typer.Option(help="Folder for maps/ (npz per model pair) and grids/ (PNG per pair and class).")],
@@ -94,7 +110,8 @@ def saliency(
 ) -> None:
     """LRP (zennit, z+ conv / z dense) on test images FreezeB5 got right and FreezeBk wrong: maps, difference maps and
     figure grids; AU regions ranked by how much more relevance FreezeB5 put there (Wilcoxon, Holm); every model's
-    LRP and Grad-CAM maps scored against the true AU regions."""
+    LRP and Grad-CAM maps scored against the true AU regions. All of it on the detail seed's models; the ranking
+    also on every other training seed's, and each AU's difference tested across seeds."""
     import numpy as np
 
     from facetransfer.analysis import saliency as core
@@ -102,7 +119,7 @@ def saliency(
     from facetransfer.training.loop import resolve_device
 
     with user_errors():
-        cfg = load_section(params, "saliency")
+        cfg, study = load_section(params, "saliency"), load_section(params, "study")
         device = str(resolve_device(cfg.device))
         test = core.load_test_images(data, require_labels=False)
         typer.echo(f"saliency: where each AU is comes from the {test.region_source}", err=True)
@@ -110,7 +127,7 @@ def saliency(
             typer.echo(f"saliency: {data / 'test.csv'} has no ground-truth AU columns (real data): every AU is "
                        "ranked on every contrast image, localisation is skipped", err=True)
         blocks = [cfg.reference, *cfg.compare]
-        models, predictions = _load(retrain, source, blocks, test.rows)
+        models, predictions = _load(retrain / f"seed{study.detail_seed}", source, blocks, test.rows)
         reference = f"freeze{cfg.reference}"
         keep = core.contrast_sets(predictions, test.labels, reference, [f"freeze{k}" for k in cfg.compare],
                                   cfg.max_images_per_class)
@@ -126,12 +143,20 @@ def saliency(
         scores = ({name: core.summarise_localisation(e.scores) for name, e in explained.items()}
                   if scored.size else {"skipped": "no ground-truth AU labels: the true regions are unknown"})
         rankings, grids = _write_maps(out, test, explained, predictions, reference, cfg)
+        by_seed = {study.detail_seed: rankings}
+        for seed in [s for s in study.seeds if s != study.detail_seed]:
+            typer.echo(f"saliency: AU ranking of seed {seed} (LRP of its contrast images)", err=True)
+            by_seed[seed] = _seed_rankings(retrain / f"seed{seed}", source, test, cfg, device)
+        across = core.rankings_across_seeds(by_seed, cfg.confidence, cfg.alpha)
         summary = {"reference": reference, "classes": list(EMOTIONS), "regions": test.region_source,
                    "rule": f"mean share of positive LRP relevance in the AU's {test.region_source[:-1]}, reference "
                            "minus model, over the "
                            f"contrast images {'showing the AU' if test.present is not None else '(no AU labels: all)'}"
                            "; Wilcoxon signed-rank, Holm over the AUs",
-                   "alpha": cfg.alpha, "pairs": rankings}
+                   "alpha": cfg.alpha, "pairs": rankings, "seed": study.detail_seed, "seeds": list(study.seeds),
+                   "across_seeds_rule": "per seed the AU's mean difference on its contrast images; mean over seeds, "
+                                        "t interval and t-test over seeds, Holm within each model over its classes "
+                                        "x AUs", "across_seeds": across}
         write_json_atomic(ranking, summary)
         write_json_atomic(metrics, scores)
         figure = _write_localisation(out, explained, scores)

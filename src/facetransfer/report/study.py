@@ -158,6 +158,16 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
                   read.figure(paths.reports / "cka" / "cka.png", "CKA by block, one line per model")]
     else:
         parts.append(read.absent(paths.metrics / "cka.json"))
+    ranking = read.json(paths.saliency / "au_ranking.json")
+    if ranking is not None and "across_seeds" in ranking:
+        flagged = pd.DataFrame([{"model": model, "class": cls, "AU": r["au"], "relevance share lost (mean)": r["mean_diff"],
+                                 "CI low": r["ci_low"], "CI high": r["ci_high"], "p (Holm)": r["pvalue_holm"],
+                                 "seeds": r["n_seeds"]}
+                                for model, classes in ranking["across_seeds"].items() for cls, rows in classes.items()
+                                for r in rows if r["flagged"]])
+        parts += [html.heading(f"AU regions the reference used more, across {len(ranking['seeds'])} seeds"),
+                  html.text(f"Rule: {ranking['across_seeds_rule']}; flagged at Holm p < {ranking['alpha']}.")]
+        parts.append(html.table(flagged) if len(flagged) else html.text("No AU region is flagged across seeds."))
     verdicts = read.csv(paths.reports / "controls" / "verdicts.csv")
     if verdicts is not None:
         parts += [html.heading("Calibrated against known answers: planted-forgetting controls"),

@@ -41,7 +41,8 @@ def train_trainee(
             if name not in known:
                 raise ConfigError(f"--variant {name!r}: expected one of {', '.join(known)}")
         methods = sorted({known[name].masked for name in names if known[name].masked})
-        core.load_inputs(data, masked, methods)  # a missing or mismatched input fails here, before any training
+        # A missing or mismatched input fails here, before any training; the validation labels serve every variant.
+        val_labels = core.load_inputs(data, masked, methods).val_labels
         with tracking.start_run("facetransfer", "train-trainee", params=cfg.model_dump(mode="json"),
                                 tags=tracking.run_tags("train_trainee", Path.cwd(), variants=",".join(names)),
                                 system_metrics=True) as run:
@@ -50,14 +51,15 @@ def train_trainee(
                 run.log_data_input(masked / method, context="training")
 
             def save(result: core.TraineeResult) -> None:
-                _save_variant(result, known[result.name], data, masked, out, metrics, plots, run_id, cfg, list(EMOTIONS))
+                _save_variant(result, known[result.name], data, masked, val_labels, out, metrics, plots, run_id, cfg,
+                              list(EMOTIONS))
 
             core.train_variants(names, data, masked, len(EMOTIONS), cfg, cfg.workers, on_done=save)
             tracking.write_run_id(run_id / "train-trainee.json", run.run_id)  # the stage's own run, beside its variants'
 
 
-def _save_variant(result, chosen, data: Path, masked: Path, out: Path, metrics: Path, plots: Path, run_ids: Path,
-                  cfg, classes: list[str]) -> None:
+def _save_variant(result, chosen, data: Path, masked: Path, val_labels, out: Path, metrics: Path, plots: Path,
+                  run_ids: Path, cfg, classes: list[str]) -> None:
     """One finished variant: model.pt, history and confusion CSVs, the curve summary, and its own MLflow run
     (nested in the stage's run, which carries the system metrics of the whole training)."""
     import pandas as pd
@@ -66,7 +68,6 @@ def _save_variant(result, chosen, data: Path, masked: Path, out: Path, metrics: 
     from facetransfer.masking import trainee as core
 
     name, history = result.name, list(result.state.history)
-    val_labels = core.load_inputs(data, masked, []).val_labels
     summary = {"variant": name, **core.curve_summary(history, cfg.target_f1)}
     confusion = pd.DataFrame({"actual": [classes[i] for i in val_labels],
                               "predicted": [classes[i] for i in result.predicted]})

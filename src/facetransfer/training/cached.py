@@ -6,8 +6,9 @@ mirror. So the frozen part's output is computed once for both, and the head
 trains on those features. The random draws are replayed: the DataLoader shuffle from
 the same generator, each sample's flip as the first `torch.rand(1)` of its own
 stream `sample_seed(seed, epoch, index)` (as `v2.RandomHorizontalFlip` draws it in
-ImageDataset), then the head's dropout from the global RNG; so the result equals training through the frozen network up to float round-off
-(tested in tests/training/test_loop.py).
+ImageDataset), then the head's dropout from the global RNG; so the result equals
+training through the frozen network up to float round-off (tests/training/test_loop.py
+trains both ways; tests/training/test_data.py checks the replayed flips).
 """
 
 from __future__ import annotations

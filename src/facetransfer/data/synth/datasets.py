@@ -86,7 +86,9 @@ def build_affectnet(cfg: SynthConfig) -> list[Item]:
     for index, (split, emotion) in enumerate(plan):
         identity = sample_identity(rng)
         shown = "neutral" if emotion == "none" else emotion
-        # lab: posed at CK+'s strength (the AUs a model must read are clearer)
+        # lab: posed at CK+'s strength (the AUs a model must read are clearer). The strength is one uniform draw
+        # whichever the range, so both looks consume the stream alike; drawing anything more here would shift
+        # every later image of the set (and data.dvc's hash).
         expression = sample_expression(rng, shown, strength=(0.75, 1.0) if a.look == "lab" else (0.45, 1.0))
         pose, nuisance = (_lab_look if a.look == "lab" else _wild_look)(
             rng, size, noise_seed(cfg.seed, DATASET_IDS["affectnet"], index))

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from facetransfer.cli import app
-from facetransfer.concepts import last_block_features, study
+from facetransfer.concepts import block_features, last_block_features, study
 from facetransfer.config import ConceptsConfig, ModelSpec, PrepareConfig
 from facetransfer.data.prepare import prepare
 from facetransfer.training.stages import MODEL_FORMAT, build
@@ -94,6 +94,12 @@ def test_last_block_features_is_the_flattened_block5_pool():
         expected = model.double().features(x).reshape(5, -1)  # (5, 32 * 2 * 2)
     assert features.shape == (5, 32 * 2 * 2) and features.dtype == np.float32
     np.testing.assert_allclose(features, expected.numpy(), rtol=1e-4, atol=1e-5)
+    # block 4: the features up to block 4's max-pool (VGG16-BN's block 5 is 3 x (conv, bn, relu) + pool)
+    with torch.no_grad():
+        expected4 = model.features[:-10](x).reshape(5, -1)  # (5, 32 * 4 * 4)
+    features4 = block_features(model.float(), images, 4, batch_size=2)
+    assert features4.shape == (5, 32 * 4 * 4)
+    np.testing.assert_allclose(features4, expected4.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_concepts_stage_smoke(tmp_path, smoke_benchmark, monkeypatch):

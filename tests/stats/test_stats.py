@@ -311,3 +311,12 @@ def test_paired_ttest_zero_variance_like_the_other_tests():
     assert (same.statistic, same.pvalue) == (0.0, 1.0)
     shifted = paired_ttest([0.75, 1.0, 1.25], [0.5, 0.75, 1.0])  # differences exactly 0.25
     assert shifted.pvalue == 0.0 and shifted.statistic > 0
+
+
+def test_add_holm_corrects_over_the_tested_cells_only():
+    from facetransfer.stats import add_holm, holm
+
+    cells = [{"pvalue": 0.01}, {"pvalue": None}, {"pvalue": 0.04}, {"pvalue": 0.03}]
+    add_holm(cells)
+    assert [c["pvalue_holm"] for c in cells] == pytest.approx([0.03, None, 0.06, 0.06])
+    assert [cells[i]["pvalue_holm"] for i in (0, 2, 3)] == pytest.approx(list(holm([0.01, 0.04, 0.03])))

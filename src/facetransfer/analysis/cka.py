@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from torch import nn
 
-from facetransfer.models.vgg import NUM_BLOCKS, conv_blocks
+from facetransfer.models.vgg import conv_blocks
+from facetransfer.stats import mean_ci
 
 # A frozen block's output is bit-identical in both models, so its CKA is 1 up to float64 rounding.
 FROZEN_TOLERANCE = 1e-9
@@ -76,12 +76,6 @@ def summarise(per_seed: pd.DataFrame, confidence: float) -> dict[str, dict[str, 
         cell = {"mean": float(values.mean()), "ci_low": None, "ci_high": None, "n_seeds": int(values.size),
                 "per_seed": [float(v) for v in values]}
         if values.size > 1:
-            sem = values.std(ddof=1) / np.sqrt(values.size)
-            half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * sem)
-            cell |= {"ci_low": cell["mean"] - half, "ci_high": cell["mean"] + half}
+            cell |= dict(zip(("ci_low", "ci_high"), mean_ci(values, confidence)[1:]))
         out.setdefault(model, {})[f"block{block}"] = cell
     return out
-
-
-def block_names() -> list[str]:
-    return [f"block{b}" for b in range(1, NUM_BLOCKS + 1)]

@@ -25,12 +25,12 @@ from facetransfer.analysis.control_names import (  # noqa: F401  (re-exported: c
     negative_name,
     planned,
 )
-from facetransfer.analysis.forgetting import add_holm, class_recall, mcnemar_per_class
+from facetransfer.analysis.forgetting import class_recall, mcnemar_per_class
 from facetransfer.analysis.saliency import TestImages
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 from facetransfer.explain import region_mass
-from facetransfer.stats import holm, mean_ci
+from facetransfer.stats import add_holm, holm, mean_ci
 
 
 def check_rerendered(control: pd.DataFrame, original: pd.DataFrame, au: int, where: str) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from facetransfer.stats import holm, mcnemar_test, seed_difference
+from facetransfer.stats import add_holm, mcnemar_test, seed_difference
 
 
 def name(k: int) -> str:
@@ -95,9 +95,7 @@ def across_seeds(recall_by_seed: dict[int, pd.DataFrame], classes: tuple[str, ..
         out[model] = {cls: seed_difference([recall_by_seed[s].loc[name(reference), cls] for s in seeds],
                                            [recall_by_seed[s].loc[model, cls] for s in seeds], confidence)
                       for cls in classes}
-        add_holm([cell for cell in out[model].values() if cell["pvalue"] is not None])
-        for cell in out[model].values():
-            cell.setdefault("pvalue_holm", None)
+        add_holm(list(out[model].values()))
     return out
 
 
@@ -155,12 +153,6 @@ def source_vs_reference(source: pd.DataFrame, reference: pd.DataFrame, n_classes
             "reference_macro_recall": float(np.mean(class_recall(ref, n_classes))),
             "accuracy_difference": d, "ci_low": low, "ci_high": high, "pvalue": test.pvalue, "method": test.method,
             "rule": "reference (head retrained on its frozen features) minus source, all test images"}
-
-
-def add_holm(cells: list[dict]) -> None:
-    """Set each cell's `pvalue_holm`: Holm over the family of the given cells' `pvalue`s."""
-    for cell, adjusted in zip(cells, holm([cell["pvalue"] for cell in cells])):
-        cell["pvalue_holm"] = float(adjusted)
 
 
 def pareto_front(points: dict[int, tuple[float, float]]) -> list[int]:

@@ -37,7 +37,7 @@ from facetransfer.explain import (
     relevance_rank_accuracy,
     unpack_masks,
 )
-from facetransfer.stats import holm, seed_difference
+from facetransfer.stats import add_holm, seed_difference
 
 FOOTPRINTS = "counterfactual footprints"
 LANDMARK_REGIONS = "landmark regions"
@@ -161,11 +161,8 @@ def rankings_across_seeds(by_seed: dict[int, dict[str, dict]], confidence: float
                     "mean_diff": float("nan"), "ci_low": None, "ci_high": None, "pvalue": None, "n_seeds": 0}
                 cells.append({"cls": cls, "au": int(au), **{k: v for k, v in cell.items() if k != "per_seed"},
                               "per_seed": [None if np.isnan(v) else v for v in values]})
-        tested = [c for c in cells if c["pvalue"] is not None]
-        for c, p in zip(tested, holm([c["pvalue"] for c in tested])):
-            c["pvalue_holm"] = float(p)
+        add_holm(cells)
         for c in cells:
-            c.setdefault("pvalue_holm", None)
             c["flagged"] = bool(c["pvalue_holm"] is not None and c["mean_diff"] > 0 and c["pvalue_holm"] < alpha)
         out[model] = {cls: sorted([{k: v for k, v in c.items() if k != "cls"} for c in cells if c["cls"] == cls],
                                   key=lambda r: (np.isnan(r["mean_diff"]), -np.nan_to_num(r["mean_diff"]), r["au"]))

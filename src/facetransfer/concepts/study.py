@@ -19,7 +19,7 @@ from facetransfer.concepts.compare import compare_probes
 from facetransfer.concepts.features import block_features
 from facetransfer.concepts.probes import N_FOLDS, ProbeSettings, probe_f1_many
 from facetransfer.config import ConceptsConfig
-from facetransfer.stats import SEED_TEST, holm, seed_difference
+from facetransfer.stats import SEED_TEST, add_holm, holm, seed_difference
 
 TESTS = ("plain", "corrected", "five_by_two")
 
@@ -135,11 +135,8 @@ def across_seeds(rows_by_seed: dict[int, list[dict]], confidence: float, alpha: 
         out.append({"block": key[0], "au": key[1], "model_a": first["model_a"], "model_b": key[2],
                     "view": first["view"], **cell, "method": SEED_TEST})
     for model in dict.fromkeys(r["model_b"] for r in out):
-        family = [r for r in out if r["model_b"] == model and r["pvalue"] is not None]
-        for r, p in zip(family, holm([r["pvalue"] for r in family])):
-            r["pvalue_holm"] = float(p)
+        add_holm([r for r in out if r["model_b"] == model])
     for r in out:
-        r.setdefault("pvalue_holm", None)
         r["forgotten"] = bool(r["pvalue_holm"] is not None and r["mean_diff"] > 0 and r["pvalue_holm"] < alpha)
     return out
 

@@ -1,6 +1,6 @@
 """Significance tests for model comparisons (DESIGN.md section 7)."""
 
-from facetransfer.stats.correction import holm, mean_ci
+from facetransfer.stats.correction import add_holm, holm, mean_ci
 from facetransfer.stats.mcnemar import mcnemar_test
 from facetransfer.stats.result import TestResult
 from facetransfer.stats.seeds import SEED_TEST, seed_difference
@@ -14,6 +14,7 @@ from facetransfer.stats.ttests import (
 __all__ = [
     "SEED_TEST",
     "TestResult",
+    "add_holm",
     "corrected_resampled_ci",
     "corrected_resampled_ttest",
     "five_by_two_cv_ttest",

@@ -34,6 +34,16 @@ def holm(pvalues: ArrayLike) -> np.ndarray:
     return out
 
 
+def add_holm(cells: list[dict]) -> None:
+    """Set each cell's `pvalue_holm`: Holm over the family of the cells that have a `pvalue`; None for the
+    cells whose `pvalue` is None (untestable, e.g. one seed: left out so they do not grow the family)."""
+    tested = [cell for cell in cells if cell["pvalue"] is not None]
+    for cell, adjusted in zip(tested, holm([cell["pvalue"] for cell in tested])):
+        cell["pvalue_holm"] = float(adjusted)
+    for cell in cells:
+        cell.setdefault("pvalue_holm", None)
+
+
 def mean_ci(values: ArrayLike, confidence: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high): Student-t confidence interval for the mean of 1-D values (n >= 2)."""
     x = np.asarray(values, dtype=np.float64)

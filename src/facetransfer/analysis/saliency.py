@@ -266,6 +266,12 @@ def explain_model(model: nn.Module, data: TestImages, keep: np.ndarray, scored: 
     return ModelExplanation(KeptMaps(keep, lrp_kept), KeptMaps(keep, cam_kept), scores)
 
 
+def contrast_lrp(model: nn.Module, data: TestImages, keep: np.ndarray, batch_size: int, device: str) -> KeptMaps:
+    """Raw LRP of the test images `keep` (sorted test indices) for their true class, no Grad-CAM and no scores:
+    what another seed's AU ranking needs."""
+    return KeptMaps(keep, explain_images(model, data.images[keep], data.labels[keep], batch_size, device))
+
+
 def summarise_localisation(scores: pd.DataFrame) -> dict:
     """Mean of each score over the scored images (NaN-skipping, as Quantus): {n_images, lrp: {...}, gradcam: {...}}."""
     return {"n_images": int(len(scores))} | {

@@ -41,9 +41,8 @@ def _seed_rankings(retrain: Path, source: Path, test, cfg, device: str) -> dict:
     reference = f"freeze{cfg.reference}"
     compared = [f"freeze{k}" for k in cfg.compare]
     keep = core.contrast_sets(predictions, test.labels, reference, compared, cfg.max_images_per_class)
-    none = keep[reference][:0]
-    lrp = {name: core.explain_model(models[name], test, keep[name], none, cfg.gradcam_threshold, cfg.batch_size,
-                                    device).lrp for name in [reference, *compared]}
+    lrp = {name: core.contrast_lrp(models[name], test, keep[name], cfg.batch_size, device)
+           for name in [reference, *compared]}
     return {name: core.compare_pair(lrp[reference], lrp[name], test, predictions, reference, name,
                                     cfg.max_images_per_class, cfg.min_images)[0] for name in compared}
 

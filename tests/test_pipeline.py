@@ -248,8 +248,8 @@ def test_units_outputs(repo):
     assert (repo / "reports" / "units" / "patches.png").is_file()
 
 
-POSITIVE_CHECKS = ["plant_took", "recall_dropped", "saliency_ranked_first", "reverse_contrast_ranked_first",
-                   "concept_probe_lost", "necessity_fell"]
+POSITIVE_CHECKS = ["plant_took", "recall_dropped", "recall_dropped_across_seeds", "saliency_ranked_first",
+                   "reverse_contrast_ranked_first", "concept_probe_lost", "necessity_fell"]
 NEGATIVE_CHECKS = ["recall_flags_nothing", "saliency_flags_nothing", "reverse_contrast_flags_nothing",
                    "concept_probes_flag_nothing"]
 

@@ -613,6 +613,9 @@ class ControlsConfig(Frozen):
     negative_seed: int = Field(2023, ge=0)  # the negative control: same fine-tuning, unmodified data, this seed
     # More negative controls (negative_seed<s>): how often does each analysis flag something when nothing was planted?
     extra_negative_seeds: tuple[int, ...] = (2024, 2025, 2026, 2027)
+    # More fine-tunings of each positive control (suppress_au<N>_seed<s>): its dependent class's recall is tested
+    # across seeds against the negatives' (`recall_dropped_across_seeds`); the other checks read suppress_au<N>.
+    extra_positive_seeds: tuple[int, ...] = (2028, 2029)
     head: HeadSettings = HeadSettings()  # every model's head retrained on unmodified data, as the study
     probe_aus: tuple[int, ...] = (14, 5, 4, 6, 12)
     upper_face_aus: tuple[int, ...] = (5,)
@@ -648,6 +651,10 @@ class ControlsConfig(Frozen):
         if len(set(seeds)) != len(seeds) or self.fine_tune.seed in seeds:
             raise ValueError(f"extra_negative_seeds {list(self.extra_negative_seeds)} must be distinct and differ from "
                              f"negative_seed ({self.negative_seed}) and fine_tune.seed ({self.fine_tune.seed})")
+        positive = [self.fine_tune.seed, *self.extra_positive_seeds]
+        if len(set(positive)) != len(positive) or set(positive) & set(seeds):
+            raise ValueError(f"extra_positive_seeds {list(self.extra_positive_seeds)} must be distinct and differ from "
+                             f"fine_tune.seed ({self.fine_tune.seed}) and every negative seed {seeds}")
         return self
 
     def probes(self) -> ConceptsConfig:

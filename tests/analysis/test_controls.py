@@ -11,7 +11,7 @@ from statsmodels.stats.multitest import multipletests
 
 from facetransfer.analysis import controls as core
 from facetransfer.analysis import saliency
-from facetransfer.config import ConfigError, load_section
+from facetransfer.config import ConfigError, ControlsConfig, load_section
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 
 
@@ -320,3 +320,37 @@ def test_false_alarm_rate_is_the_share_of_negatives_where_the_same_check_fired()
     assert table["false alarms on negatives"].tolist() == ["1/4 (0.25, NOT calibrated)"] * 2
     assert core.with_false_alarms(rows(True, True), on_negatives, max_rate=0.25)[0]["calibrated"]
     assert core.with_false_alarms(rows(True, False), {})[0]["false_alarm_rate"] is None
+
+
+def test_recall_across_seeds_compares_the_controls_fine_tunings_with_the_negatives():
+    """Negatives' mean recall minus the control's, the pooled t-test over seeds (scipy) and Holm over the classes;
+    the row passes only for a drop whose Holm p is below alpha."""
+    rng = np.random.default_rng(3)
+    names = ["c", "c_seed1", "c_seed2", "n", "n1", "n2", "n3"]
+    recall = pd.DataFrame(0.7 + 0.02 * rng.standard_normal((7, len(EMOTIONS))), index=names, columns=list(EMOTIONS))
+    recall.loc[["c", "c_seed1", "c_seed2"], "contempt"] -= 0.2
+    across = core.recall_across_seeds(recall, ["c", "c_seed1", "c_seed2"], ["n", "n1", "n2", "n3"], 0.95)
+    test = stats.ttest_ind(recall.loc[["n", "n1", "n2", "n3"], "contempt"], recall.loc[["c", "c_seed1", "c_seed2"], "contempt"])
+    cell = across["contempt"]
+    negatives, mine = recall.loc[["n", "n1", "n2", "n3"], "contempt"], recall.loc[["c", "c_seed1", "c_seed2"], "contempt"]
+    assert np.isclose(cell["pvalue"], test.pvalue) and np.isclose(cell["mean_diff"], negatives.mean() - mine.mean())
+    holm_p = multipletests([across[c]["pvalue"] for c in EMOTIONS], method="holm")[1]
+    assert np.isclose(cell["pvalue_holm"], holm_p[EMOTIONS.index("contempt")])
+    control = core.Control("c", 14, "contempt")
+    row = core.recall_row(control, across, 0.05)
+    assert row["check"] == "recall_dropped_across_seeds" and row["passed"]
+    assert (row["n_control_seeds"], row["n_negative_seeds"]) == (3, 4) and row["ci"][0] > 0
+    recall.loc[["c", "c_seed1", "c_seed2"], "contempt"] += 0.4  # better, not worse: no drop
+    assert not core.recall_row(control, core.recall_across_seeds(recall, ["c", "c_seed1", "c_seed2"],
+                                                                 ["n", "n1", "n2", "n3"], 0.95), 0.05)["passed"]
+    one = core.recall_across_seeds(recall, ["n"], ["n1"], 0.95)  # two models: untestable, never passes
+    assert one["contempt"]["pvalue"] is None and not core.recall_row(control, one, 0.05)["passed"]
+
+
+def test_replicates_name_every_fine_tuning_of_each_control():
+    cfg = ControlsConfig(suppress_aus=(14,), dependent_class={14: "contempt"}, extra_positive_seeds=(2028,),
+                         negative_seed=2023, extra_negative_seeds=(2024,))
+    assert core.replicates(cfg) == {"suppress_au14": ["suppress_au14", "suppress_au14_seed2028"],
+                                    core.NEGATIVE: ["negative", "negative_seed2024"]}
+    with pytest.raises(ValueError, match="extra_positive_seeds"):
+        ControlsConfig(extra_positive_seeds=(2024,))  # a negative's seed

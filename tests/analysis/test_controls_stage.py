@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import torch
 from typer.testing import CliRunner
 
@@ -26,6 +27,7 @@ PARAMS = """controls:
   repeats: 5
   workers: 1
   extra_negative_seeds: [7]
+  extra_positive_seeds: [8]
 """
 
 
@@ -48,6 +50,8 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     params.write_text(PARAMS)
     original = str(tmp_path / "prepared" / "affectnet")
     for name, data, kind in (("suppress_au14", str(tmp_path / "suppressed_prepared" / "affectnet"), ["--suppressed-au", "14"]),
+                             ("suppress_au14_seed8", str(tmp_path / "suppressed_prepared" / "affectnet"),
+                              ["--suppressed-au", "14", "--seed", "8"]),
                              ("negative", original, ["--negative"]), ("negative_seed7", original, ["--negative", "--seed", "7"])):
         _invoke("train-control", "--source", str(source), "--data", data, "--heads-data", original, *kind,
                 "--out", str(tmp_path / "controls" / name), "--metrics", str(tmp_path / f"{name}.json"),
@@ -68,6 +72,11 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     assert {"plant_took", "necessity_fell"} <= set(checks)  # ground truth from footprints and counterfactual images
     assert set(checks["plant_took"]["negative_shifts"]) == {"negative", "negative_seed7"}
     assert checks["necessity_fell"]["cls"] == "contempt" and checks["necessity_fell"]["n_images"] > 0
+    across = checks["recall_dropped_across_seeds"]  # the two fine-tunings of suppress_au14 against the two negatives
+    assert (across["cls"], across["n_control_seeds"], across["n_negative_seeds"]) == ("contempt", 2, 2)
+    recall = pd.read_csv(out / "recall.csv", index_col="model")
+    assert across["recall_control"] == [recall.loc["suppress_au14", "contempt"], recall.loc["suppress_au14_seed8", "contempt"]]
+    assert across["n_negatives"] == 2 and across["pvalue_holm"] is not None
     assert json.loads((out / "analyses.json").read_text())["regions"] == "counterfactual footprints"
     assert json.loads((tmp_path / "runs" / "negative_seed7.json").read_text())  # its own MLflow run
     for name in ("verdicts.md", "recall.csv", "probes.csv", "analyses.json", "contrast_maps.npz", "suppress_au14_contempt.png"):
@@ -94,4 +103,9 @@ def test_train_control_rejects_a_set_that_is_not_the_original_without_the_au(tmp
                                     "--negative", "--seed", "8", "--out", "o", "--metrics", "m.json",
                                     "--run-id", "r.json", "--params", str(tmp_path / "params.yaml")])
     text = re.sub(r"[│╭╮╰╯─\s]+", " ", seed.output)
-    assert seed.exit_code != 0 and "one of controls.extra_negative_seeds [7]" in text
+    assert seed.exit_code != 0 and "8 is not one of controls.extra_negative_seeds [7]" in text
+    positive = CliRunner().invoke(app, ["train-control", "--source", "x.pt", "--data", data, "--heads-data", data,
+                                        "--suppressed-au", "14", "--seed", "7", "--out", "o", "--metrics", "m.json",
+                                        "--run-id", "r.json", "--params", str(tmp_path / "params.yaml")])
+    text = re.sub(r"[│╭╮╰╯─\s]+", " ", positive.output)
+    assert positive.exit_code != 0 and "7 is not one of controls.extra_positive_seeds [8]" in text

@@ -24,13 +24,15 @@ from facetransfer.analysis.control_names import (  # noqa: F401  (re-exported: c
     control_name,
     negative_name,
     planned,
+    positive_seed_name,
+    replicates,
 )
 from facetransfer.analysis.forgetting import class_recall, mcnemar_per_class
 from facetransfer.analysis.saliency import TestImages
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 from facetransfer.explain import region_mass
-from facetransfer.stats import add_holm, holm, mean_ci
+from facetransfer.stats import add_holm, holm, mean_ci, seed_groups_difference
 
 
 def check_rerendered(control: pd.DataFrame, original: pd.DataFrame, au: int, where: str) -> None:
@@ -65,6 +67,16 @@ def mcnemar_rows(predictions: dict[str, pd.DataFrame], controls: list[str], conf
     for name in controls:
         out[name] = mcnemar_per_class(predictions[REFERENCE], predictions[name], EMOTIONS, confidence)
         add_holm(list(out[name].values()))
+    return out
+
+
+def recall_across_seeds(recall: pd.DataFrame, models: list[str], negatives: list[str], confidence: float) -> dict:
+    """class -> the negatives' mean recall minus `models`' (fine-tunings of one control over seeds), its interval
+    and the two-sample t-test over seeds (`seed_groups_difference`); Holm over the classes (the family rule: one
+    model's comparison with its reference, here the negatives). recall: `recall_rows`."""
+    out = {cls: seed_groups_difference(recall.loc[negatives, cls].tolist(), recall.loc[models, cls].tolist(),
+                                       confidence) for cls in EMOTIONS}
+    add_holm(list(out.values()))
     return out
 
 
@@ -181,12 +193,25 @@ def _row(control: Control, check: str, passed: bool, **numbers) -> dict:
     return {"control": control.name, "au": control.au, "check": check, "passed": bool(passed), **numbers}
 
 
+def recall_row(control: Control, across: dict, alpha: float) -> dict:
+    """`recall_dropped_across_seeds`: the dependent class's recall is lower in the control's fine-tunings over
+    seeds than in the negatives' (`recall_across_seeds`), Holm p below alpha."""
+    cell = across[control.dependent]
+    passed = cell["pvalue_holm"] is not None and cell["mean_diff"] > 0 and cell["pvalue_holm"] < alpha
+    return _row(control, "recall_dropped_across_seeds", passed, cls=control.dependent, recall_control=cell["values_b"],
+                recall_negatives=cell["values_a"], recall_difference=cell["mean_diff"],
+                ci=[cell["ci_low"], cell["ci_high"]], pvalue=cell["pvalue"], pvalue_holm=cell["pvalue_holm"],
+                n_control_seeds=cell["n_b"], n_negative_seeds=cell["n_a"], method=cell["method"])
+
+
 def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ranking: dict, reverse: dict,
-                      probe: dict, planted: dict, alpha: float, necessity: dict | None = None) -> list[dict]:
+                      probe: dict, planted: dict, alpha: float, necessity: dict | None = None,
+                      across: dict | None = None) -> list[dict]:
     """The checks of a positive control; `planted` (and `necessity`) say whether there was anything to find.
 
     ranking: class -> the study's AU ranking entry; reverse: class -> `reverse_contrast_ranking` rows;
-    necessity: `necessity_shift` of the dependent class and the planted AU (synthetic data only).
+    necessity: `necessity_shift` of the dependent class and the planted AU (synthetic data only);
+    across: `recall_across_seeds` of the control's fine-tunings against the negatives (None: not run).
     """
     cls, au = control.dependent, control.au
     cell = mcnemar[cls]
@@ -202,6 +227,7 @@ def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ran
              recall_reference=float(recall.loc[REFERENCE, cls]), recall_control=float(recall.loc[control.name, cls]),
              recall_difference=cell["recall_difference"], ci=[cell["ci_low"], cell["ci_high"]],
              pvalue=cell["pvalue"], pvalue_holm=cell["pvalue_holm"], method=cell["method"]),
+    ] + ([] if across is None else [recall_row(control, across, alpha)]) + [
         _row(control, "saliency_ranked_first", order[0] == au and mine["mean_diff"] > 0, cls=cls,
              rank=order.index(au) + 1, top_au=order[0], n_contrast_images=ranking[cls]["n_images"],
              n_images=mine["n_images"], mean_diff=mine["mean_diff"], pvalue_holm=mine["pvalue_holm"],
@@ -391,19 +417,22 @@ def _others(negatives: list[str], one: str) -> list[str]:
 
 
 def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[Control], test: TestImages,
-             probe_data, cfg, device: str, counterfactual=None) -> ControlsResult:
+             probe_data, cfg, device: str, counterfactual=None,
+             seed_predictions: dict[str, pd.DataFrame] | None = None) -> ControlsResult:
     """The study's analyses, reference vs each control, and the verdicts.
 
     models / predictions: name -> head-retrained model / test predictions (row, label, predicted),
     REFERENCE included. probe_data: CK+ peak frames (`concepts.study.ProbeImages`); cfg: ControlsConfig.
     counterfactual: the test set's counterfactual images (`necessity.CounterfactualTestSet`; synthetic
     data), for the ground truth of what each control uses; None skips that check.
+    seed_predictions: test predictions of the positive controls' further fine-tunings (`replicates`,
+    controls.extra_positive_seeds): only their recall is used, across seeds.
     """
     from facetransfer.analysis.saliency import all_maps, compare_pair
     from facetransfer.concepts import study
 
     names = [c.name for c in controls]
-    recall = recall_rows(predictions)
+    recall = recall_rows(predictions | (seed_predictions or {}))
     mcnemar = mcnemar_rows(predictions, names, cfg.confidence)
     maps = {name: all_maps(model, test, cfg.batch_size, device) for name, model in models.items()}  # (N, H, W) each
     predicted = {name: frame.set_index("row").loc[test.rows, "predicted"].to_numpy()
@@ -423,6 +452,14 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
     stand_ins = {(c.name, n): Control(n, c.au, c.dependent) for c in positives for n in negatives}
     planted_neg = {(c.name, n): plant_check(maps, test, n, c.au, _others(negatives, n), cfg.confidence)
                    for c in positives for n in negatives}
+    # Recall across seeds: each positive's fine-tunings against all negatives; for the false-alarm rate, each
+    # negative against the other negatives (one model against four: the pooled-variance test allows it).
+    groups = replicates(cfg)
+    missing = sorted({n for c in positives for n in groups[c.name]} - set(recall.index))
+    if missing:
+        raise ValueError(f"no test predictions of {missing} (controls.extra_positive_seeds): pass them as seed_predictions")
+    across = {c.name: recall_across_seeds(recall, groups[c.name], negatives, cfg.confidence) for c in positives}
+    across_neg = {n: recall_across_seeds(recall, [n], _others(negatives, n), cfg.confidence) for n in negatives}
     necessity, necessity_neg = {}, {}
     if counterfactual is not None:
         for c in positives:
@@ -444,11 +481,11 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
         else:
             probe = next(p for p in mine if p["au"] == c.au)
             rows = positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,
-                                     planted[c.name], cfg.alpha, necessity.get(c.name))
+                                     planted[c.name], cfg.alpha, necessity.get(c.name), across[c.name])
             on_negatives = {n: positive_verdicts(
                 stand_ins[(c.name, n)], mcnemar[n], recall, rankings[n], reverse[n],
                 next(p for p in probes if p["model_b"] == n and p["au"] == c.au), planted_neg[(c.name, n)],
-                cfg.alpha, necessity_neg.get((c.name, n))) for n in negatives}
+                cfg.alpha, necessity_neg.get((c.name, n)), across_neg[n]) for n in negatives}
             verdicts += with_false_alarms(rows, on_negatives, cfg.max_false_alarm_rate)
     if len(negatives) > 1:
         verdicts += across_negatives(verdicts, negatives, cfg.alpha)

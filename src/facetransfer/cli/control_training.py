@@ -38,7 +38,9 @@ def train_control(
     heads_data: Annotated[Path, typer.Option(help="Unmodified prepared AffectNet(-like): the head is retrained and tested on it.")],
     suppressed_au: Annotated[int | None, typer.Option(help="Positive control: --data is --heads-data re-rendered without this AU.")] = None,
     negative: Annotated[bool, typer.Option(help="Negative control: --data unmodified, seed controls.negative_seed.")] = False,
-    seed: Annotated[int | None, typer.Option(help="With --negative: one of controls.extra_negative_seeds instead (control negative_seed<N>).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Another fine-tuning seed: with --negative one of controls.extra_negative_seeds "
+                                                  "(control negative_seed<s>), with --suppressed-au N one of "
+                                                  "controls.extra_positive_seeds (control suppress_au<N>_seed<s>).")] = None,
     checkpoint: CheckpointOption = Path("checkpoints/control.pt"),
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -46,7 +48,7 @@ def train_control(
 
     Writes fine_tuned.pt, model.pt (head retrained) and test_predictions.csv into --out.
     """
-    from facetransfer.analysis.controls import NEGATIVE, control_name, negative_name
+    from facetransfer.analysis.controls import NEGATIVE, control_name, negative_name, positive_seed_name
     from facetransfer.cli.train import _finish
     from facetransfer.data.labels import EMOTIONS
     from facetransfer.training import stages
@@ -55,11 +57,16 @@ def train_control(
         if negative == (suppressed_au is not None):
             raise typer.BadParameter("give exactly one of --suppressed-au N and --negative", param_hint="--negative")
         cfg = load_section(params, "controls")
-        if seed is not None and (not negative or seed not in cfg.extra_negative_seeds):
-            raise typer.BadParameter(f"only with --negative, and one of controls.extra_negative_seeds "
-                                     f"{list(cfg.extra_negative_seeds)}", param_hint="--seed")
-        fine = cfg.fine_tune.model_copy(update={"seed": cfg.negative_seed if seed is None else seed} if negative else {})
-        name = (NEGATIVE if seed is None else negative_name(seed)) if negative else control_name(suppressed_au)
+        allowed, field = ((cfg.extra_negative_seeds, "extra_negative_seeds") if negative
+                          else (cfg.extra_positive_seeds, "extra_positive_seeds"))
+        if seed is not None and seed not in allowed:
+            raise typer.BadParameter(f"{seed} is not one of controls.{field} {list(allowed)}", param_hint="--seed")
+        default_seed = cfg.negative_seed if negative else cfg.fine_tune.seed
+        fine = cfg.fine_tune.model_copy(update={"seed": default_seed if seed is None else seed})
+        if negative:
+            name = NEGATIVE if seed is None else negative_name(seed)
+        else:
+            name = control_name(suppressed_au) if seed is None else positive_seed_name(suppressed_au, seed)
         if not negative:
             _check_data(data, heads_data, suppressed_au)
         tags = tracking.run_tags("train_control", Path.cwd(), control=name)

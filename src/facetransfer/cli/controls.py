@@ -28,6 +28,19 @@ def _load_controls(folder: Path, names: list[str]) -> tuple[dict, dict]:
     return models, predictions
 
 
+def _seed_predictions(folder: Path, names: list[str]) -> dict:
+    """Test predictions of the positive controls' further fine-tunings (controls.extra_positive_seeds)."""
+    import pandas as pd
+
+    out = {}
+    for name in names:
+        path = folder / name / "test_predictions.csv"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not found (run the train-control-seed stage of {name} first)")
+        out[name] = pd.read_csv(path, usecols=["row", "label", "predicted"])
+    return out
+
+
 def _reference(source: Path, data: Path, cfg) -> tuple:
     """The source model with its head retrained like the controls' (same data, same settings)."""
     import pandas as pd
@@ -112,16 +125,19 @@ def controls(
         if counterfactual is None:
             typer.echo(f"controls: {data} has no counterfactual test images; the necessity check is skipped", err=True)
         models, predictions = _load_controls(controls_dir, [c.name for c in planned])
+        further = [n for group in core.replicates(cfg).values() for n in group if n not in models]
+        seed_predictions = _seed_predictions(controls_dir, further)
         typer.echo("controls: retraining the source model's head", err=True)
         models[core.REFERENCE], predictions[core.REFERENCE] = _reference(source, data, cfg)
         typer.echo(f"controls: LRP, AU ranking and concept probes ({cfg.repeats} repeats), source vs "
                    + ", ".join(c.name for c in planned), err=True)
-        result = core.evaluate(models, predictions, planned, test, probe_data, cfg, device, counterfactual)
+        result = core.evaluate(models, predictions, planned, test, probe_data, cfg, device, counterfactual,
+                               seed_predictions)
         grids = _grids(result, planned, test)
         _write(out, result, grids, test.region_source)
         write_json_atomic(metrics, result.verdicts)
         write_json_atomic(summary, core.summary(result.verdicts))
-        links = tracking.source_run_tags(source_runs, [c.name for c in planned]) if source_runs else {}
+        links = tracking.source_run_tags(source_runs, [c.name for c in planned] + further) if source_runs else {}
         with tracking.start_run("facetransfer", "controls", params=cfg.model_dump(mode="json"),
                                 tags=tracking.run_tags("controls", Path.cwd(), **links)) as run:
             run.log_table(core.verdict_table(result.verdicts), "verdicts.json")

@@ -321,7 +321,10 @@ def _controls(read: _Reader, paths: StudyPaths) -> list[str]:
                        "study's analyses run source vs each control. plant_took checks from ground truth whether the "
                        "control really looks less at the AU (relevance share in its counterfactual footprint on every "
                        "test image showing it) and by more than the negative controls do; necessity_fell whether the "
-                       "dependent class needs the AU less (recall drop without it on counterfactual images).")]
+                       "dependent class needs the AU less (recall drop without it on counterfactual images); "
+                       "recall_dropped_across_seeds whether the dependent class's recall of the control's fine-tunings "
+                       "over seeds is below the negatives' (a two-sample t-test over seeds, Holm over the classes; "
+                       "recall_dropped is the single-seed McNemar).")]
     parts.append(html.text("The verdict table, with each check's false-alarm rate on the negatives, leads the "
                            "report (first section)."))
     recall = read.csv(paths.reports / "controls" / "recall.csv")

@@ -3,7 +3,7 @@
 from facetransfer.stats.correction import add_holm, holm, mean_ci
 from facetransfer.stats.mcnemar import mcnemar_test
 from facetransfer.stats.result import TestResult
-from facetransfer.stats.seeds import SEED_TEST, seed_difference
+from facetransfer.stats.seeds import GROUPS_TEST, SEED_TEST, seed_difference, seed_groups_difference
 from facetransfer.stats.ttests import (
     corrected_resampled_ci,
     corrected_resampled_ttest,
@@ -12,6 +12,7 @@ from facetransfer.stats.ttests import (
 )
 
 __all__ = [
+    "GROUPS_TEST",
     "SEED_TEST",
     "TestResult",
     "add_holm",
@@ -23,4 +24,5 @@ __all__ = [
     "mean_ci",
     "paired_ttest",
     "seed_difference",
+    "seed_groups_difference",
 ]

@@ -34,3 +34,32 @@ def seed_difference(reference: list[float], other: list[float], confidence: floa
     test = paired_ttest(reference, other)
     low, high = (cell["mean_diff"], cell["mean_diff"]) if np.var(d) == 0.0 else mean_ci(d, confidence)[1:]
     return cell | {"ci_low": float(low), "ci_high": float(high), "pvalue": test.pvalue, "statistic": test.statistic}
+
+
+GROUPS_TEST = "Student t over seeds, pooled variance"
+
+
+def seed_groups_difference(group_a: list[float], group_b: list[float], confidence: float) -> dict:
+    """mean(group_a) - mean(group_b) of two sets of independently trained models (one value per seed),
+    its Student-t interval and two-sided two-sample t-test with pooled variance.
+
+    Pooled, not Welch: the check runs with one model in group_a too (a negative control standing in for a
+    positive one, against the other negatives, to count false alarms), where only the pooled variance exists;
+    under the null both groups come from the same procedure, so their variances are equal. Fewer than three
+    values in all: no spread to judge against, so no interval and no p-value (None). No spread within either
+    group: the interval is the difference, p is 1 at difference 0, else 0 (as `paired_ttest`).
+    """
+    from scipy import stats
+
+    a, b = np.asarray(group_a, dtype=np.float64), np.asarray(group_b, dtype=np.float64)
+    diff = float(a.mean() - b.mean())
+    cell = {"mean_diff": diff, "ci_low": None, "ci_high": None, "pvalue": None, "n_a": int(a.size),
+            "n_b": int(b.size), "method": GROUPS_TEST, "values_a": a.tolist(), "values_b": b.tolist()}
+    if a.size == 0 or b.size == 0 or a.size + b.size < 3:
+        return cell
+    if np.var(a) == 0.0 and np.var(b) == 0.0:
+        return cell | {"ci_low": diff, "ci_high": diff, "pvalue": 1.0 if diff == 0.0 else 0.0}
+    test = stats.ttest_ind(a, b, equal_var=True)
+    interval = test.confidence_interval(confidence)
+    return cell | {"ci_low": float(interval.low), "ci_high": float(interval.high), "pvalue": float(test.pvalue),
+                   "statistic": float(test.statistic)}

@@ -215,23 +215,28 @@ def test_masked_datasets(repo):
 
 def test_the_trainees_and_their_comparison(repo):
     summary = json.loads((repo / "metrics" / "trainee_summary.json").read_text())
-    assert set(summary["variants"]) == set(TRAINEES)
+    seeds = SMOKE["study"]["seeds"]
+    assert set(summary["across_seeds"]) == set(TRAINEES) and summary["seeds"] == seeds
     assert summary["verdict"]["best_masked"] in TRAINEES[1:]
-    for variant in TRAINEES:
-        assert (repo / "models" / "trainee" / variant / "model.pt").is_file()
-        assert json.loads((repo / "metrics" / "trainee" / f"{variant}.json").read_text())["variant"] == variant
+    assert summary["across_seeds"][TRAINEES[1]]["vs_plain"]["auc"]["n_seeds"] == len(seeds)
+    for seed in seeds:
+        for variant in TRAINEES:
+            assert (repo / "models" / "trainee" / f"seed{seed}" / variant / "model.pt").is_file()
+            saved = json.loads((repo / "metrics" / "trainee" / f"seed{seed}" / f"{variant}.json").read_text())
+            assert saved["variant"] == variant
     assert (repo / "reports" / "trainee" / "curves.png").is_file()
 
 
 def test_trainee_rerun_with_the_same_seed_gives_the_same_curve(repo, tmp_path):
     """Schiller et al. section 5.6: reproducible training; the smoke profile's mean-then-plain trained again,
     in a cold process this time (the repro forked it from the warm server): the same bytes either way."""
-    _run(repo, "facetransfer", "train-trainee", "--variant", "mean-then-plain", "--data", "prepared/ferplus",
-         "--masked", "masked", "--out", str(tmp_path / "model"), "--metrics", str(tmp_path / "metrics"),
+    seed = SMOKE["study"]["seeds"][-1]
+    _run(repo, "facetransfer", "train-trainee", "--variant", "mean-then-plain", "--seed", str(seed), "--data",
+         "prepared/ferplus", "--masked", "masked", "--out", str(tmp_path / "model"), "--metrics", str(tmp_path / "metrics"),
          "--plots", str(tmp_path / "plots"), "--run-id", str(tmp_path / "runs"))
     # alone here; in the repro it continued from the epoch it shares with `mean` (masking/trainee.py)
     again = (tmp_path / "plots" / "mean-then-plain" / "history.csv").read_text()
-    assert again == (repo / "plots" / "trainee" / "mean-then-plain" / "history.csv").read_text()
+    assert again == (repo / "plots" / "trainee" / f"seed{seed}" / "mean-then-plain" / "history.csv").read_text()
 
 
 def test_attention_study_outputs(repo):
@@ -327,9 +332,9 @@ def test_analysis_runs_link_to_the_training_runs(repo):
     assert registered.run_id == pain_runs[int(chosen.removeprefix("freeze"))] and registered.tags["model"] == chosen
     sweeps = {client.get_run(run_id).data.tags["sweep"] for run_id in pain_runs.values()}
     assert len(sweeps) == 1 and concepts["sweep"] in sweeps  # one sweep: the UI filter tags.sweep = '<id>'
-    trainee_plain = json.loads((repo / "runs" / "trainee" / "plain.json").read_text())["run_id"]
+    trainee_plain = json.loads((repo / "runs" / "trainee" / f"seed{DETAIL}" / "plain.json").read_text())["run_id"]
     report = client.get_run(json.loads((repo / "runs" / "trainee_report.json").read_text())["run_id"]).data.tags
-    assert report["source_run.plain"] == trainee_plain
+    assert report[f"source_run.seed{DETAIL}.plain"] == trainee_plain
 
 
 def test_second_repro_does_nothing(repo):

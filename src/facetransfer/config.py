@@ -314,17 +314,21 @@ class StudyConfig(Frozen):
         return self
 
 
-class _SeedPerRun(TrainSettings):
-    """A training section whose seed comes from the command line (`--seed`, one run per `study.seeds`)."""
+class _SeedFromCommandLine(Frozen):
+    """A section whose `seed` field comes from the command line (`--seed`, one run per `study.seeds`)."""
 
     @model_validator(mode="after")
-    def _no_seed_key(self) -> "_SeedPerRun":
+    def _no_seed_key(self):
         if "seed" in self.model_fields_set:
             raise ValueError("seed is not a key of this section: each run's seed is one of study.seeds (given as --seed)")
         return self
 
-    def with_seed(self, seed: int) -> "_SeedPerRun":
+    def with_seed(self, seed: int):
         return self.model_copy(update={"seed": seed})
+
+
+class _SeedPerRun(TrainSettings, _SeedFromCommandLine):
+    """A training section whose seed comes from the command line (`--seed`, one run per `study.seeds`)."""
 
 
 class TrainPainConfig(_SeedPerRun):
@@ -491,8 +495,9 @@ class MaskConfig(Frozen):
 SECTIONS["mask"] = MaskConfig
 
 
-class TraineeConfig(Frozen):
-    """`trainee`: MobileNetV2 from scratch on the FER+-like train split, plain or masked (Schiller et al. 2020)."""
+class TraineeConfig(_SeedFromCommandLine):
+    """`trainee`: MobileNetV2 from scratch on the FER+-like train split, plain or masked (Schiller et al. 2020);
+    every variant is trained once per `study.seeds` (the seed comes as --seed)."""
 
     seed: int = Field(2022, ge=0)
     variants: tuple[str, ...] = ("plain", "negative", "mean", "perceptive",

@@ -25,6 +25,7 @@ def train_trainee(
     plots: Annotated[Path, typer.Option(help="Folder for <variant>/history.csv (per epoch) and <variant>/confusion.csv (validation).")],
     run_id: Annotated[Path, typer.Option(help="Folder for <variant>.json, each variant's MLflow run id.")],
     variant: Annotated[list[str] | None, typer.Option(help="Train only this variant (repeatable); default: every one of trainee.variants.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Training seed of these runs (the pipeline runs each of study.seeds).")] = 2022,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Train the trainee variants of Schiller et al. 2020 from scratch: MobileNetV2 (torchvision) on plain images,
@@ -34,7 +35,7 @@ def train_trainee(
     from facetransfer.masking import trainee as core
 
     with user_errors():
-        cfg = load_section(params, "trainee")
+        cfg = load_section(params, "trainee").with_seed(seed)
         known = core.variants(cfg.switch_epoch)
         names = list(variant or cfg.variants)
         for name in names:
@@ -43,8 +44,8 @@ def train_trainee(
         methods = sorted({known[name].masked for name in names if known[name].masked})
         # A missing or mismatched input fails here, before any training; the validation labels serve every variant.
         val_labels = core.load_inputs(data, masked, methods).val_labels
-        with tracking.start_run("facetransfer", "train-trainee", params=cfg.model_dump(mode="json"),
-                                tags=tracking.run_tags("train_trainee", Path.cwd(), variants=",".join(names)),
+        with tracking.start_run("facetransfer", f"train-trainee/seed{seed}", params=cfg.model_dump(mode="json"),
+                                tags=tracking.run_tags("train_trainee", Path.cwd(), variants=",".join(names), seed=seed),
                                 system_metrics=True) as run:
             run.log_data_input(data, context="training")
             for method in methods:
@@ -78,8 +79,9 @@ def _save_variant(result, chosen, data: Path, masked: Path, val_labels, out: Pat
         pd.DataFrame(history).to_csv(tmp / "history.csv", index=False)
         confusion.to_csv(tmp / "confusion.csv", index=False)
     write_json_atomic(metrics / f"{name}.json", summary)
-    with tracking.start_run("facetransfer", f"train-trainee/{name}", params=cfg.model_dump(mode="json"),
-                            tags=tracking.run_tags("train_trainee", Path.cwd(), variant=name), nested=True) as run:
+    with tracking.start_run("facetransfer", f"train-trainee/seed{cfg.seed}/{name}", params=cfg.model_dump(mode="json"),
+                            tags=tracking.run_tags("train_trainee", Path.cwd(), variant=name, seed=cfg.seed),
+                            nested=True) as run:
         plain_trains = chosen.masked is None or chosen.switch_epoch is not None
         run.log_data_input(data, context="training" if plain_trains else "validation")
         if chosen.masked:
@@ -90,7 +92,7 @@ def _save_variant(result, chosen, data: Path, masked: Path, val_labels, out: Pat
         run.log_table(pd.DataFrame(history), "history.json")
         tracking.write_run_id(run_ids / f"{name}.json", run.run_id)
     steps = summary["steps_to_target"]
-    typer.echo(f"{name}: final val macro F1 {summary['final_f1']:.3f}, AUC {summary['auc']:.3f}, "
+    typer.echo(f"{name} seed {cfg.seed}: final val macro F1 {summary['final_f1']:.3f}, AUC {summary['auc']:.3f}, "
                f"steps to F1 {cfg.target_f1}: {steps if steps is not None else 'not reached'}")
 
 
@@ -99,35 +101,78 @@ def _finite_or_none(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
-def _trainee_outputs(summaries: Path, curves: Path, names: list[str]):
+def _trainee_outputs(summaries: Path, curves: Path, names: list[str], seed: int):
+    """One seed's curve summaries, histories and validation predictions, from `<folder>/seed<seed>/`."""
     import pandas as pd
 
     loaded, histories, predictions = {}, {}, {}
     for name in names:
-        summary_path, history_path = summaries / f"{name}.json", curves / name / "history.csv"
-        for path in (summary_path, history_path, curves / name / "confusion.csv"):
+        summary_path = summaries / f"seed{seed}" / f"{name}.json"
+        history_path, confusion_path = (curves / f"seed{seed}" / name / file for file in ("history.csv", "confusion.csv"))
+        for path in (summary_path, history_path, confusion_path):
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: not found (run `facetransfer train-trainee --variant {name}` first)")
+                raise FileNotFoundError(f"{path}: not found (run `facetransfer train-trainee --seed {seed} "
+                                        f"--variant {name}` first, or check study.seeds)")
         loaded[name] = json.loads(summary_path.read_text())
         histories[name] = pd.read_csv(history_path)
-        predictions[name] = pd.read_csv(curves / name / "confusion.csv")
+        predictions[name] = pd.read_csv(confusion_path)
     return loaded, histories, predictions
+
+
+def _mean_curves(histories_by_seed: dict[int, dict]):
+    """variant -> per-step mean and SD over seeds of the validation F1 and loss (every seed takes the same steps)."""
+    import pandas as pd
+
+    out = {}
+    for name in next(iter(histories_by_seed.values())):
+        stacked = pd.concat([h[name][["epoch", "step", "val_macro_f1", "val_loss"]] for h in histories_by_seed.values()])
+        grouped = stacked.groupby(["epoch", "step"])
+        out[name] = grouped.mean().join(grouped.std(ddof=1).fillna(0.0).add_suffix("_sd")).reset_index()
+    return out
+
+
+def _across_seeds_table(table: dict[str, dict]):
+    """The across-seed verdict table for people: one row per variant."""
+    import pandas as pd
+
+    def spread(cell: dict) -> str:
+        if cell["mean"] is None:
+            return "never"
+        return f"{cell['mean']:.3f}" + (f" ± {cell['sd']:.3f}" if cell["sd"] is not None else "")
+
+    def gain(cell: dict | None) -> str:
+        if cell is None:
+            return ""
+        if cell["ci_low"] is None:
+            return f"{cell['mean_diff']:+.3f}"
+        return f"{cell['mean_diff']:+.3f} [{cell['ci_low']:+.3f}, {cell['ci_high']:+.3f}] p_holm {cell['pvalue_holm']:.2g}"
+
+    rows = []
+    for name, row in table.items():
+        steps = row["steps_to_target"]
+        rows.append({"variant": name, "final F1 (mean ± SD)": spread(row["final_f1"]), "AUC (mean ± SD)": spread(row["auc"]),
+                     "steps to target": f"{spread(steps)} ({steps['n']}/{row['n_seeds']} seeds)",
+                     "final F1 - plain": gain(row.get("vs_plain", {}).get("final_f1")),
+                     "AUC - plain": gain(row.get("vs_plain", {}).get("auc"))})
+    return pd.DataFrame(rows).set_index("variant")
 
 
 @app.command("trainee-report")
 def trainee_report(
-    summaries: Annotated[Path, typer.Option(help="Folder with the train-trainee stages' <variant>.json curve summaries.")],
-    curves: Annotated[Path, typer.Option(help="Folder with <variant>/history.csv and <variant>/confusion.csv.")],
-    out: Annotated[Path, typer.Option(help="Folder for summary.csv / .md, curves.png (Fig. 10) and confusion.png.")],
-    metrics: Annotated[Path, typer.Option(help="JSON: per-variant numbers, the verdict, McNemar best masked vs plain.")],
+    summaries: Annotated[Path, typer.Option(help="Folder with seed<s>/<variant>.json curve summaries (train-trainee, one per seed).")],
+    curves: Annotated[Path, typer.Option(help="Folder with seed<s>/<variant>/history.csv and confusion.csv.")],
+    out: Annotated[Path, typer.Option(help="Folder for summary.csv / .md (across seeds), by_seed.csv, curves.png (Fig. 10, mean over seeds) and confusion.png.")],
+    metrics: Annotated[Path, typer.Option(help="JSON: the across-seed table and verdict, each seed's numbers, McNemar best masked vs plain.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with the trainee runs' <variant>.json run ids, to link the MLflow run to them.")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the trainee runs' seed<s>/<variant>.json run ids, to link the MLflow run to them.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Did relevance-based masking speed learning? The trainee variants' curves in one figure (Schiller et al. 2020,
-    Fig. 10), steps to the target F1, area under the curve, final F1, and the confusion matrices of the best masked
-    variant and the plain baseline with McNemar between them."""
+    """Did relevance-based masking speed learning, across training seeds? Per variant the mean and SD over
+    `study.seeds` of final F1, area under the F1 curve and steps to the target F1, each masked variant's paired
+    difference from plain with a t-test over seeds (Holm per variant); the mean curves (Schiller et al. 2020,
+    Fig. 10); as detail, the detail seed's confusion matrices of the best masked variant and plain with McNemar."""
     import numpy as np
+    import pandas as pd
     from sklearn.metrics import confusion_matrix
 
     from facetransfer.analysis import trainee as core
@@ -135,38 +180,47 @@ def trainee_report(
     from facetransfer.report.figures import confusion_pair, learning_curves
 
     with user_errors():
-        cfg = load_section(params, "trainee")
-        loaded, histories, predictions = _trainee_outputs(summaries, curves, list(cfg.variants))
-        table = core.summary_table(loaded)
-        best = core.best_masked(table)
-        verdict = core.verdict(table, best, cfg.target_f1)
+        cfg, study = load_section(params, "trainee"), load_section(params, "study")
+        outputs = {s: _trainee_outputs(summaries, curves, list(cfg.variants), s) for s in study.seeds}
+        by_seed = {s: core.summary_table(outputs[s][0]) for s in study.seeds}
+        table = core.across_seeds(by_seed)
+        verdict = core.verdict_across_seeds(table)
+        best, predictions = verdict["best_masked"], outputs[study.detail_seed][2]
         actual = predictions[core.BASELINE]["actual"].to_numpy()
         if not np.array_equal(actual, predictions[best]["actual"].to_numpy()):
             raise ValueError(f"{curves}: {best} and {core.BASELINE} were validated on different images (rerun both)")
         mcnemar = core.compare_predictions(actual, predictions[core.BASELINE]["predicted"].to_numpy(),
-                                           predictions[best]["predicted"].to_numpy())
+                                           predictions[best]["predicted"].to_numpy()) | {"seed": study.detail_seed}
         matrices = {name: confusion_matrix(predictions[name]["actual"], predictions[name]["predicted"], labels=list(EMOTIONS))
                     for name in (core.BASELINE, best)}
-        curves_figure = learning_curves(histories, cfg.target_f1)
+        readable = _across_seeds_table(table)
+        detail = pd.concat({s: t for s, t in by_seed.items()}, names=["seed"])
+        curves_figure = learning_curves(_mean_curves({s: outputs[s][1] for s in study.seeds}), cfg.target_f1,
+                                        n_seeds=len(study.seeds))
         confusion_figure = confusion_pair(matrices, list(EMOTIONS))
         with atomic_dir(out) as tmp:
-            table.to_csv(tmp / "summary.csv")
-            (tmp / "summary.md").write_text(table.to_markdown(floatfmt=".3f") + "\n")
+            readable.to_csv(tmp / "summary.csv")
+            (tmp / "summary.md").write_text(readable.to_markdown() + "\n")
+            detail.to_csv(tmp / "by_seed.csv")
             curves_figure.savefig(tmp / "curves.png", dpi=120)
             confusion_figure.savefig(tmp / "confusion.png", dpi=120)
-        result = {"variants": {name: {k: _finite_or_none(float(v)) for k, v in row.items()} for name, row in table.iterrows()},
-                  "verdict": verdict, "mcnemar_best_vs_plain": mcnemar}
+        result = {"seeds": list(study.seeds), "detail_seed": study.detail_seed, "across_seeds": table, "verdict": verdict,
+                  "by_seed": {str(s): {name: {k: _finite_or_none(float(v)) for k, v in row.items()}
+                                       for name, row in t.iterrows()} for s, t in by_seed.items()},
+                  "mcnemar_best_vs_plain": mcnemar}
         write_json_atomic(metrics, result)
-        links = tracking.source_run_tags(source_runs, list(cfg.variants)) if source_runs else {}
+        names = [f"seed{s}/{name}" for s in study.seeds for name in cfg.variants]
+        links = tracking.source_run_tags(source_runs, names) if source_runs else {}
         with tracking.start_run("facetransfer", "trainee-report", params=cfg.model_dump(mode="json"),
                                 tags=tracking.run_tags("trainee_report", Path.cwd(), **links)) as run:
-            run.log_table(table.reset_index(), "trainee_summary.json")
+            run.log_table(readable.reset_index(), "trainee_summary.json")
             run.log_figure(curves_figure, "learning_curves.png")
             run.log_figure(confusion_figure, "confusion.png")
             run.log_dict(result, "trainee.json")
-            run.log_metrics({f"auc_{name}": float(row["auc"]) for name, row in table.iterrows()})
+            run.log_metrics({f"auc_{name}": row["auc"]["mean"] for name, row in table.items()})
             tracking.write_run_id(run_id, run.run_id)
-    typer.echo(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    typer.echo(f"best masked variant {best}: AUC {verdict['auc_best']:.3f} vs plain {verdict['auc_baseline']:.3f} "
-               f"(masking sped learning: {'yes' if verdict['masking_sped_learning'] else 'no'}); McNemar on validation "
-               f"p {mcnemar['pvalue']:.2g} ({mcnemar['method']})")
+    typer.echo(readable.to_string())
+    holds = {True: "yes", False: "no", None: "untested (one seed)"}[verdict["masking_sped_learning"]]
+    typer.echo(f"best masked variant {best}: mean AUC {verdict['auc_best']:.3f} vs plain {verdict['auc_baseline']:.3f} over "
+               f"{len(study.seeds)} seeds (masking sped learning, across seeds: {holds}); McNemar on seed "
+               f"{study.detail_seed}'s validation p {mcnemar['pvalue']:.2g} ({mcnemar['method']})")

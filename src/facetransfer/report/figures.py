@@ -213,10 +213,12 @@ def mask_sheet(images: np.ndarray, keep: np.ndarray, masked: np.ndarray, title: 
     return fig
 
 
-def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None = None) -> Figure:
+def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None = None, n_seeds: int = 1) -> Figure:
     """The paper's Fig. 10: validation macro F1 and loss against optimiser steps, one line per trainee variant.
 
     Colour = masking method (black: plain); solid = masked throughout, dashed = masked, then plain.
+    With `n_seeds` > 1 the lines are means over seeds and `val_macro_f1_sd` / `val_loss_sd` columns, where
+    present, draw a band of +- 1 SD around them.
     """
     fig = Figure(figsize=(11, 4), layout="constrained")
     ax_f1, ax_loss = fig.subplots(1, 2)
@@ -225,12 +227,16 @@ def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None 
         method = name.removesuffix("-then-plain")
         style = {"color": colours.get(method, "black"), "linestyle": "--" if name.endswith("-then-plain") else "-",
                  "linewidth": 2.2 if name == "plain" else 1.4}
-        ax_f1.plot(history["step"], history["val_macro_f1"], label=name, **style)
-        ax_loss.plot(history["step"], history["val_loss"], label=name, **style)
+        for ax, column in ((ax_f1, "val_macro_f1"), (ax_loss, "val_loss")):
+            ax.plot(history["step"], history[column], label=name, **style)
+            if f"{column}_sd" in history:
+                ax.fill_between(history["step"], history[column] - history[f"{column}_sd"],
+                                history[column] + history[f"{column}_sd"], color=style["color"], alpha=0.08, linewidth=0)
     if target_f1 is not None:
         ax_f1.axhline(target_f1, color="tab:gray", linewidth=0.8, linestyle=":", label=f"target F1 {target_f1}")
-    ax_f1.set_ylabel("validation macro F1 (plain images)")
-    ax_loss.set_ylabel("validation cross-entropy")
+    over = f" (mean ± SD over {n_seeds} seeds)" if n_seeds > 1 else ""
+    ax_f1.set_ylabel("validation macro F1 (plain images)" + over)
+    ax_loss.set_ylabel("validation cross-entropy" + over)
     for ax in (ax_f1, ax_loss):
         ax.set_xlabel("training steps")
     ax_f1.legend(fontsize="small")

@@ -135,10 +135,10 @@ def _across_seeds_table(table: dict[str, dict]):
     """The across-seed verdict table for people: one row per variant."""
     import pandas as pd
 
-    def spread(cell: dict) -> str:
+    def spread(cell: dict, digits: int = 3) -> str:
         if cell["mean"] is None:
             return "never"
-        return f"{cell['mean']:.3f}" + (f" ± {cell['sd']:.3f}" if cell["sd"] is not None else "")
+        return f"{cell['mean']:.{digits}f}" + (f" ± {cell['sd']:.{digits}f}" if cell["sd"] is not None else "")
 
     def gain(cell: dict | None) -> str:
         if cell is None:
@@ -151,7 +151,7 @@ def _across_seeds_table(table: dict[str, dict]):
     for name, row in table.items():
         steps = row["steps_to_target"]
         rows.append({"variant": name, "final F1 (mean ± SD)": spread(row["final_f1"]), "AUC (mean ± SD)": spread(row["auc"]),
-                     "steps to target": f"{spread(steps)} ({steps['n']}/{row['n_seeds']} seeds)",
+                     "steps to target": f"{spread(steps, 0)} ({steps['n']}/{row['n_seeds']} seeds)",
                      "final F1 - plain": gain(row.get("vs_plain", {}).get("final_f1")),
                      "AUC - plain": gain(row.get("vs_plain", {}).get("auc"))})
     return pd.DataFrame(rows).set_index("variant")

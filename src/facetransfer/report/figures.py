@@ -234,13 +234,13 @@ def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None 
                                 history[column] + history[f"{column}_sd"], color=style["color"], alpha=0.08, linewidth=0)
     if target_f1 is not None:
         ax_f1.axhline(target_f1, color="tab:gray", linewidth=0.8, linestyle=":", label=f"target F1 {target_f1}")
-    over = f" (mean ± SD over {n_seeds} seeds)" if n_seeds > 1 else ""
-    ax_f1.set_ylabel("validation macro F1 (plain images)" + over)
-    ax_loss.set_ylabel("validation cross-entropy" + over)
+    ax_f1.set_ylabel("validation macro F1 (plain images)")
+    ax_loss.set_ylabel("validation cross-entropy")
     for ax in (ax_f1, ax_loss):
         ax.set_xlabel("training steps")
     ax_f1.legend(fontsize="small")
-    fig.suptitle("MobileNetV2 trainees: plain vs relevance-masked training images")
+    over = f" (mean, band ± 1 SD, over {n_seeds} seeds)" if n_seeds > 1 else ""
+    fig.suptitle("MobileNetV2 trainees: plain vs relevance-masked training images" + over)
     return fig
 
 

@@ -40,7 +40,8 @@ def test_matches_the_textbook_formula_and_statsmodels(a, b):
 
 def test_too_few_values_or_no_spread():
     assert seed_groups_difference([0.7], [0.6], 0.95)["pvalue"] is None
-    assert seed_groups_difference([], [0.6, 0.7, 0.8], 0.95)["pvalue"] is None
+    empty = seed_groups_difference([], [0.6, 0.7, 0.8], 0.95)
+    assert empty["pvalue"] is None and empty["mean_diff"] is None
     same = seed_groups_difference([0.5, 0.5], [0.5, 0.5, 0.5], 0.95)
     assert (same["pvalue"], same["ci_low"], same["ci_high"]) == (1.0, 0.0, 0.0)
     apart = seed_groups_difference([0.6, 0.6], [0.5, 0.5], 0.95)

@@ -46,13 +46,14 @@ def seed_groups_difference(group_a: list[float], group_b: list[float], confidenc
     Pooled, not Welch: the check runs with one model in group_a too (a negative control standing in for a
     positive one, against the other negatives, to count false alarms), where only the pooled variance exists;
     under the null both groups come from the same procedure, so their variances are equal. Fewer than three
-    values in all: no spread to judge against, so no interval and no p-value (None). No spread within either
+    values in all: no spread to judge against, so no interval and no p-value (None; an empty group has no
+    difference either). No spread within either
     group: the interval is the difference, p is 1 at difference 0, else 0 (as `paired_ttest`).
     """
     from scipy import stats
 
     a, b = np.asarray(group_a, dtype=np.float64), np.asarray(group_b, dtype=np.float64)
-    diff = float(a.mean() - b.mean())
+    diff = float(a.mean() - b.mean()) if a.size and b.size else None  # None, not NaN: JSON has no NaN
     cell = {"mean_diff": diff, "ci_low": None, "ci_high": None, "pvalue": None, "n_a": int(a.size),
             "n_b": int(b.size), "method": GROUPS_TEST, "values_a": a.tolist(), "values_b": b.tolist()}
     if a.size == 0 or b.size == 0 or a.size + b.size < 3:

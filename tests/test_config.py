@@ -44,6 +44,9 @@ def test_training_seeds_come_from_study_not_from_a_training_section(tmp_path):
     assert load_section(path, "retrain_emotion").with_seed(9).seed == 9
     with pytest.raises(ConfigError, match="detail_seed 3 must be one of seeds"):
         load_section(path, "study")
+    path.write_text("trainee: {seed: 7}\n")  # the masking trainees too: one run per seed, the seed as --seed
+    with pytest.raises(ConfigError, match="trainee: .*seed is not a key of this section"):
+        load_section(path, "trainee")
 
 
 def test_configs_are_frozen():

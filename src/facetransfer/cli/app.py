@@ -31,6 +31,7 @@ USER_ERRORS = (ConfigError, DatasetFormatError, SelectionError, FileNotFoundErro
 ParamsOption = Annotated[Path, typer.Option("--params", help="Params file; the command reads its own section.")]
 DatasetsOption = Annotated[str, typer.Option(help="Comma-separated subset of: affectnet,unbc,ckplus,ferplus.")]
 WorkersOption = Annotated[int, typer.Option(min=1, help="Worker processes.")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Training seed of this run (the pipeline runs each of study.seeds).")]
 
 
 @contextmanager

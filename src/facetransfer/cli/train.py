@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Iterator
 import typer
 
 from facetransfer import tracking
-from facetransfer.cli.app import ParamsOption, app, err_console, user_errors
+from facetransfer.cli.app import ParamsOption, SeedOption, app, err_console, user_errors
 from facetransfer.config import load_section
 from facetransfer.data.labels import EMOTIONS, PAIN_CLASSES
 from facetransfer.fsutil import write_json_atomic
@@ -32,7 +32,6 @@ PlotsOption = Annotated[Path, typer.Option(help="Folder for plot data: history.c
 RunIdOption = Annotated[Path, typer.Option(help="Small JSON with the MLflow run id (links dvc.lock and the run).")]
 CheckpointOption = Annotated[Path, typer.Option(help="Per-epoch checkpoint; a rerun with the same config resumes from it.")]
 SourceOption = Annotated[Path, typer.Option(help="model.pt of the model to start from.")]
-SeedOption = Annotated[int, typer.Option(min=0, help="Training seed of this run (the pipeline runs each of study.seeds).")]
 
 
 @contextmanager

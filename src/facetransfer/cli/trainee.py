@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from facetransfer import tracking
-from facetransfer.cli.app import ParamsOption, app, user_errors
+from facetransfer.cli.app import ParamsOption, SeedOption, app, user_errors
 from facetransfer.config import ConfigError, load_section
 from facetransfer.fsutil import atomic_dir, write_json_atomic
 
@@ -25,7 +25,7 @@ def train_trainee(
     plots: Annotated[Path, typer.Option(help="Folder for <variant>/history.csv (per epoch) and <variant>/confusion.csv (validation).")],
     run_id: Annotated[Path, typer.Option(help="Folder for <variant>.json, each variant's MLflow run id.")],
     variant: Annotated[list[str] | None, typer.Option(help="Train only this variant (repeatable); default: every one of trainee.variants.")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Training seed of these runs (the pipeline runs each of study.seeds).")] = 2022,
+    seed: SeedOption = 2022,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Train the trainee variants of Schiller et al. 2020 from scratch: MobileNetV2 (torchvision) on plain images,

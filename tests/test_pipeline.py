@@ -306,7 +306,7 @@ def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
     page = repo / "report" / "index.html"
     text = page.read_text()
     for heading in ("Table 1", "McNemar", "What each model needs", "Concept probes", "AU ranking", "Localisation",
-                    "MobileNetV2 trainees",
+                    "Trainees (ResNet-10)",
                     "Arabian", "Khorrami", "planted forgetting"):
         assert heading in text, heading
     assert "not available" not in text and "missing figure" not in text

@@ -29,7 +29,7 @@ def _data(seed=0, n=32, size=32):
 
 def test_same_seed_gives_identical_curves_and_the_switch_is_recorded():
     train, labels, val, val_labels = _data()
-    cfg = TraineeConfig(width=0.35, epochs=3, switch_epoch=1, batch_size=16)  # 2 steps per epoch
+    cfg = TraineeConfig(epochs=3, switch_epoch=1, batch_size=16)  # the default ResNet-10; 2 steps per epoch
     variant = variants(cfg.switch_epoch)["mean-then-plain"]
     first = train_trainee(variant, train, labels, val, val_labels, 8, cfg)[1]
     second = train_trainee(variant, train, labels, val, val_labels, 8, cfg)[1]
@@ -44,7 +44,8 @@ def test_a_prefix_continued_gives_the_weights_of_one_straight_run():
     """What lets `mean` and `mean-then-plain` share their first epochs: stop after 2, continue to 4 (here
     with another variant, as the pair does) = 4 in one go. Model, optimizer and dropout RNG all resume."""
     train, labels, val, val_labels = _data()
-    cfg = TraineeConfig(width=0.35, epochs=4, switch_epoch=2, batch_size=16)
+    # MobileNetV2: its classifier's dropout draws from torch's RNG, which the continuation must restore
+    cfg = TraineeConfig(model={"name": "mobilenet_v2", "width": 0.35}, epochs=4, switch_epoch=2, batch_size=16)
     pair = variants(cfg.switch_epoch)
     straight_model, straight = run_epochs(pair["mean-then-plain"], train, labels, val, val_labels, 8, cfg)
     _, prefix = run_epochs(pair["mean"], train, labels, val, val_labels, 8, cfg, stop=2)
@@ -78,3 +79,13 @@ def test_curve_summary_hand_worked():
 def test_unknown_variant_names_are_rejected():
     with pytest.raises(ValueError, match="variants must be among"):
         TraineeConfig(variants=("plain", "blurred"))
+
+
+def test_only_mobilenet_takes_a_width_and_the_old_width_key_is_refused():
+    assert TraineeConfig(model={"name": "mobilenet_v2", "width": 0.35}).model.width == 0.35
+    with pytest.raises(ValueError, match="only mobilenet_v2 takes a width multiplier, got width 0.5 for resnet10"):
+        TraineeConfig(model={"name": "resnet10", "width": 0.5})
+    with pytest.raises(ValueError, match="width"):
+        TraineeConfig(width=0.5)  # the pre-registry key: an unknown field now
+    with pytest.raises(ValueError, match="model.name"):
+        TraineeConfig(model={"name": "vgg16"})  # the trainer's architecture is not a trainee

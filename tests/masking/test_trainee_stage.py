@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from facetransfer.cli import app
@@ -32,7 +33,7 @@ def stage_inputs(tmp_path, smoke_benchmark, monkeypatch):
     np.save(folder / "images.npy", masked)
     pd.DataFrame({"source_row": rows}).to_csv(folder / "train.csv", index=False)
     params = tmp_path / "params.yaml"
-    params.write_text(f"trainee: {{variants: [{', '.join(VARIANTS)}], width: 0.35, epochs: 2, switch_epoch: 1, "
+    params.write_text(f"trainee: {{variants: [{', '.join(VARIANTS)}], epochs: 2, switch_epoch: 1, "
                       "batch_size: 16, target_f1: 0.05, threads: 1, workers: 2}\n"
                       f"study: {{seeds: [{', '.join(map(str, SEEDS))}], detail_seed: {SEEDS[0]}}}\n")
     return tmp_path, data, params
@@ -56,7 +57,8 @@ def test_train_trainee_then_report(stage_inputs):
     for variant in VARIANTS:
         history = pd.read_csv(tmp_path / "plots" / "seed2022" / variant / "history.csv")
         assert list(history["epoch"]) == [1, 2]
-        assert (tmp_path / "models" / "seed2022" / variant / "model.pt").is_file()
+        saved = torch.load(tmp_path / "models" / "seed2022" / variant / "model.pt", weights_only=True)
+        assert saved["format"] == "facetransfer.trainee/2" and saved["model"] == {"name": "resnet10", "width": 1.0}
         assert json.loads((tmp_path / "runs" / "seed2022" / f"{variant}.json").read_text())["run_id"]
     assert json.loads((tmp_path / "runs" / "seed2022" / "train-trainee.json").read_text())["run_id"]  # the stage's run
     assert list(pd.read_csv(tmp_path / "plots" / "seed2022" / "mean-then-plain" / "history.csv")["images"]) == ["mean", "plain"]

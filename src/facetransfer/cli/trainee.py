@@ -1,4 +1,4 @@
-"""`facetransfer train-trainee`: the RBDM trainee variants (MobileNetV2, plain or masked training images);
+"""`facetransfer train-trainee`: the RBDM trainee variants (ResNet-10 by default, plain or masked training images);
 `facetransfer trainee-report`: all variants compared with the plain baseline."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from facetransfer.cli.app import ParamsOption, SeedOption, app, user_errors
 from facetransfer.config import ConfigError, load_section
 from facetransfer.fsutil import atomic_dir, write_json_atomic
 
+# trainee.model.name -> how figures and reports name it
+ARCHITECTURES = {"resnet10": "ResNet-10", "resnet18": "ResNet-18", "mobilenet_v2": "MobileNetV2"}
+
 
 @app.command("train-trainee")
 def train_trainee(
@@ -28,8 +31,9 @@ def train_trainee(
     seed: SeedOption = 2022,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Train the trainee variants of Schiller et al. 2020 from scratch: MobileNetV2 (torchvision) on plain images,
-    on masked images, or on masked images for `switch_epoch` epochs and plain ones after; validated on plain images.
+    """Train the trainee variants of Schiller et al. 2020 from scratch (`trainee.model`: torchvision's ResNet-10 by
+    default, or the paper's MobileNetV2) on plain images, on masked images, or on masked images for `switch_epoch`
+    epochs and plain ones after; validated on plain images.
     `trainee.workers` variants train side by side, each on `trainee.threads` torch threads (masking/trainee.py)."""
     from facetransfer.data.labels import EMOTIONS
     from facetransfer.masking import trainee as core
@@ -73,7 +77,7 @@ def _save_variant(result, chosen, data: Path, masked: Path, val_labels, out: Pat
     confusion = pd.DataFrame({"actual": [classes[i] for i in val_labels],
                               "predicted": [classes[i] for i in result.predicted]})
     with atomic_dir(out / name) as tmp:
-        torch.save({"format": "facetransfer.trainee/1", "variant": name, "width": cfg.width, "classes": classes,
+        torch.save({"format": "facetransfer.trainee/2", "variant": name, "model": cfg.model.model_dump(), "classes": classes,
                     "state_dict": result.state.model, "config": cfg.model_dump(mode="json")}, tmp / "model.pt")
     with atomic_dir(plots / name) as tmp:
         pd.DataFrame(history).to_csv(tmp / "history.csv", index=False)
@@ -196,7 +200,7 @@ def trainee_report(
         readable = _across_seeds_table(table)
         detail = pd.concat({s: t for s, t in by_seed.items()}, names=["seed"])
         curves_figure = learning_curves(_mean_curves({s: outputs[s][1] for s in study.seeds}), cfg.target_f1,
-                                        n_seeds=len(study.seeds))
+                                        n_seeds=len(study.seeds), architecture=ARCHITECTURES[cfg.model.name])
         confusion_figure = confusion_pair(matrices, list(EMOTIONS))
         with atomic_dir(out) as tmp:
             readable.to_csv(tmp / "summary.csv")
@@ -204,7 +208,8 @@ def trainee_report(
             detail.to_csv(tmp / "by_seed.csv")
             curves_figure.savefig(tmp / "curves.png", dpi=120)
             confusion_figure.savefig(tmp / "confusion.png", dpi=120)
-        result = {"seeds": list(study.seeds), "detail_seed": study.detail_seed, "across_seeds": table, "verdict": verdict,
+        result = {"trainee": ARCHITECTURES[cfg.model.name], "seeds": list(study.seeds), "detail_seed": study.detail_seed,
+                  "across_seeds": table, "verdict": verdict,
                   "by_seed": {str(s): {name: {k: _finite_or_none(float(v)) for k, v in row.items()}
                                        for name, row in t.iterrows()} for s, t in by_seed.items()},
                   "mcnemar_best_vs_plain": mcnemar}

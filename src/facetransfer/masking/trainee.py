@@ -1,4 +1,5 @@
-"""The RBDM trainee (Schiller et al. 2020, section 5.5): a MobileNetV2 from scratch on masked or plain images.
+"""The RBDM trainee (Schiller et al. 2020, section 5.5): a model of another architecture than the trainer,
+from scratch on masked or plain images (`trainee.model`: ResNet-10 by default, models/trainees.py says why).
 
 Variants: `plain`; `<method>` (masked images every epoch); `<method>-then-plain` (masked
 for `switch_epoch` epochs, then the plain images). Validation always uses plain images.
@@ -9,15 +10,15 @@ the same normalisation.
 Speed (issue 16): `<method>` and `<method>-then-plain` are the same run for their
 first `switch_epoch` epochs (same seed, images, order, flips and dropout draws), so
 that prefix is trained once and both continue from its exact state (model, Adam,
-torch's RNG): 125 epochs instead of 140 for the seven variants. `train_variants`
-can also train `workers` variants side by side in worker processes, each on
-`threads` torch threads. The thread count is fixed by the params because it
-changes the numbers (float reductions split differently): on 2 cores, two
-1-thread runs deliver 1.4x the images/s of one 2-thread run, but the 1-thread
-plain trainee stayed at the class prior for all 20 epochs where the 2-thread one
-reached macro F1 0.21 (README), so the default keeps 2 threads and 1 worker there.
-Results do not depend on `workers`; same seed and threads -> the same curve (tested,
-also prefix + continuation against one straight run).
+torch's RNG): 55 epochs instead of 70 for the seven variants at the default 10 epochs.
+`train_variants` can also train `workers` variants side by side in worker processes,
+each on `threads` torch threads. The thread count is fixed by the params because it
+changes the numbers (float reductions split differently). On 2 cores two 1-thread
+ResNet-10 runs train 1.24x the images/s of one 2-thread run (20.4 s against 12.6 s an
+epoch), so the default is 1 thread and 2 workers. (The MobileNetV2 trainee had stayed at
+the class prior on 1 thread, so its default had been 2 threads and 1 worker.) Results do
+not depend on `workers`; same seed and threads -> the same curve (tested, also prefix +
+continuation against one straight run).
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ import pandas as pd
 import torch
 from sklearn.metrics import f1_score
 from torch import nn
-from torchvision.models import mobilenet_v2
 
-from facetransfer.config import TraineeConfig
+from facetransfer.config import TraineeConfig, TraineeModel
 from facetransfer.masking.dataset import METHODS
+from facetransfer.models import trainees
 from facetransfer.training.data import normalize
 from facetransfer.training.loop import torch_threads
 
@@ -64,9 +65,9 @@ def variants(switch_epoch: int) -> dict[str, Variant]:
     return out
 
 
-def build_trainee(num_classes: int, width: float) -> nn.Module:
-    """torchvision MobileNetV2 with `width_mult`, randomly initialised (the paper trained it from scratch)."""
-    return mobilenet_v2(num_classes=num_classes, width_mult=width)
+def build_trainee(num_classes: int, spec: TraineeModel) -> nn.Module:
+    """The trainee of `spec`, randomly initialised (the paper trained it from scratch)."""
+    return trainees.build_trainee(spec.name, num_classes, spec.width)
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator):
@@ -126,8 +127,8 @@ def run_epochs(variant: Variant, train: dict[str, np.ndarray], train_labels: np.
     """
     torch.manual_seed(cfg.seed)
     # channels_last: MobileNetV2's depthwise convs run 1.4x faster so on the CPU (bench/cpu_kernels.py);
-    # bf16 made them slower, so the trainee stays float32.
-    model = build_trainee(num_classes, cfg.width).to(memory_format=torch.channels_last)
+    # bf16 made them slower, so the trainee stays float32. (ResNet-10 in channels_last: 12.6 s an epoch, 2 threads.)
+    model = build_trainee(num_classes, cfg.model).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     first, step, history = 0, 0, []
     if start is not None:

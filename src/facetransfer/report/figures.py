@@ -213,7 +213,8 @@ def mask_sheet(images: np.ndarray, keep: np.ndarray, masked: np.ndarray, title: 
     return fig
 
 
-def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None = None, n_seeds: int = 1) -> Figure:
+def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None = None, n_seeds: int = 1,
+                    architecture: str = "trainee") -> Figure:
     """The paper's Fig. 10: validation macro F1 and loss against optimiser steps, one line per trainee variant.
 
     Colour = masking method (black: plain); solid = masked throughout, dashed = masked, then plain.
@@ -240,7 +241,7 @@ def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None 
         ax.set_xlabel("training steps")
     ax_f1.legend(fontsize="small")
     over = f" (mean, band ± 1 SD, over {n_seeds} seeds)" if n_seeds > 1 else ""
-    fig.suptitle("MobileNetV2 trainees: plain vs relevance-masked training images" + over)
+    fig.suptitle(f"{architecture} trainees: plain vs relevance-masked training images" + over)
     return fig
 
 

@@ -270,9 +270,10 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
     for method in ("negative", "mean", "perceptive"):
         parts.append(read.figure(paths.masked / method / "sample.png", f"{method} masking: original | mask | masked"))
     table = read.csv(paths.reports / "trainee" / "summary.csv")
-    if table is not None:
-        parts += [html.heading("MobileNetV2 trainees, across training seeds"), html.table(table)]
     summary = read.json(paths.metrics / "trainee_summary.json")
+    if table is not None:
+        trainee = summary.get("trainee", "Trainee") if summary is not None else "Trainee"
+        parts += [html.heading(f"Trainees ({trainee}), across training seeds"), html.table(table)]
     if summary is not None:
         v, test = summary["verdict"], summary["mcnemar_best_vs_plain"]
         holds = {True: "yes", False: "no", None: "untested (one seed)"}[v["masking_sped_learning"]]

@@ -253,7 +253,7 @@ def test_units_outputs(repo):
     assert (repo / "reports" / "units" / "patches.png").is_file()
 
 
-POSITIVE_CHECKS = ["plant_took", "recall_dropped", "recall_dropped_across_seeds", "saliency_ranked_first",
+POSITIVE_CHECKS = ["plant_took", "plant_took_across_seeds", "recall_dropped", "recall_dropped_across_seeds", "saliency_ranked_first",
                    "reverse_contrast_ranked_first", "concept_probe_lost", "necessity_fell"]
 NEGATIVE_CHECKS = ["recall_flags_nothing", "saliency_flags_nothing", "reverse_contrast_flags_nothing",
                    "concept_probes_flag_nothing"]

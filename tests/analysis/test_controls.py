@@ -128,6 +128,12 @@ def test_positive_verdicts_pass_only_when_each_analysis_finds_the_au():
                                    planted, 0.05)
     assert [r["check"] for r in found] == ["plant_took", "recall_dropped", "saliency_ranked_first",
                                            "reverse_contrast_ranked_first", "concept_probe_lost"]
+    seeds = {"mean_diff": 0.05, "ci_low": 0.01, "ci_high": 0.09, "pvalue": 0.01, "n_a": 3, "n_b": 5,
+             "method": "t", "values_a": [0.05] * 3, "values_b": [0.0] * 5}
+    with_seeds = core.positive_verdicts(control, {"contempt": _cell(0.2, 0.01)}, recall,
+                                        _ranking({"contempt": [(14, 0.05, 0.01)]}), _reverse({"contempt": [(14, 0.04, 0.01)]}),
+                                        _probe(14, True), planted, 0.05, planted_seeds=seeds)
+    assert [r["check"] for r in with_seeds][:3] == ["plant_took", "plant_took_across_seeds", "recall_dropped"]
     assert all(r["passed"] for r in found)
     assert found[2]["rank"] == 1 and found[2]["significant"]
     assert found[1]["recall_reference"] == 0.8 and found[1]["recall_control"] == 0.6
@@ -284,6 +290,37 @@ def test_plant_check_measures_the_shift_against_the_negative_controls():
     same = core.plant_check(maps, data, "suppress_au14", 14, ["negative"])
     assert same["excess_over_negatives"] == 0 and not core.plant_took(same, 0.05)
     assert core.plant_took(core.plant_check(maps, data, "suppress_au14", 14, []), 0.05)  # no negatives: shift vs 0
+
+
+def test_plant_across_seeds_tests_each_model_s_mean_shift_over_seeds():
+    """One footprint shift per model (the mean over the images showing the AU, against a hand computation),
+    then the control's fine-tunings against the negatives with the pooled t-test over seeds (scipy)."""
+    rng = np.random.default_rng(5)
+    data = _test_images()
+    reference = rng.uniform(0, 1, (12, 8, 8))
+    maps = {core.REFERENCE: reference}
+    for name, keep in (("c", 0.5), ("c_seed1", 0.55), ("c_seed2", 0.45), ("n", 0.97), ("n1", 0.92), ("n2", 0.95)):
+        maps[name] = reference.copy()
+        maps[name][:, :, :4] *= keep  # the fine-tunings without the AU look much less at its half, negatives a little
+    share = lambda m: m[:, :, :4].sum((1, 2)) / m.sum((1, 2))  # noqa: E731
+    shifts = core.footprint_shifts(maps, data, 14, ["c", "c_seed1", "c_seed2", "n", "n1", "n2"])
+    for name, value in shifts.items():
+        assert np.isclose(value, (share(reference) - share(maps[name])).mean()), name
+    mine, negatives = ["c", "c_seed1", "c_seed2"], ["n", "n1", "n2"]
+    cell = core.plant_across_seeds(shifts, mine, negatives, 0.95)
+    test = stats.ttest_ind([shifts[m] for m in mine], [shifts[n] for n in negatives])
+    assert np.isclose(cell["pvalue"], test.pvalue) and cell["mean_diff"] > 0
+    assert cell["ci_low"] == pytest.approx(test.confidence_interval(0.95).low)
+    control = core.Control("c", 14, "contempt")
+    row = core.plant_row(control, cell, 0.05)
+    assert row["check"] == "plant_took_across_seeds" and row["passed"] and row["ci"][0] > 0
+    assert (row["n_control_seeds"], row["n_negative_seeds"]) == (3, 3)
+    # a negative standing in for the control (against the other negatives) does not pass
+    stand_in = core.plant_row(core.Control("n", 14, "contempt"), core.plant_across_seeds(shifts, ["n"], ["n1", "n2"], 0.95), 0.05)
+    assert not stand_in["passed"]
+    # the control's fine-tunings looking *more* at the AU than the negatives: no plant, whatever p says
+    flipped = {name: -value for name, value in shifts.items()}
+    assert not core.plant_row(control, core.plant_across_seeds(flipped, mine, negatives, 0.95), 0.05)["passed"]
 
 
 def test_necessity_shift_compares_each_image_s_dependence_on_the_au():

@@ -64,7 +64,8 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
             "--summary", str(tmp_path / "s.json"), "--run-id", str(tmp_path / "r.json"),
             "--source-runs", str(tmp_path / "runs"), "--params", str(params))
     rows = json.loads((tmp_path / "c.json").read_text())
-    assert [(r["control"], r["check"]) for r in rows][:2] == [("suppress_au14", "plant_took"), ("suppress_au14", "recall_dropped")]
+    assert [(r["control"], r["check"]) for r in rows][:2] == [("suppress_au14", "plant_took"),
+                                                              ("suppress_au14", "plant_took_across_seeds")]
     names = {"suppress_au14", "negative", "negative_seed7", "all_negatives"}
     assert {r["control"] for r in rows} == names and set(json.loads((tmp_path / "s.json").read_text())) == names
     assert all(r["runs"] == 2 for r in rows if r["control"] == "all_negatives")
@@ -72,6 +73,8 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     assert {"plant_took", "necessity_fell"} <= set(checks)  # ground truth from footprints and counterfactual images
     assert set(checks["plant_took"]["negative_shifts"]) == {"negative", "negative_seed7"}
     assert checks["necessity_fell"]["cls"] == "contempt" and checks["necessity_fell"]["n_images"] > 0
+    planted = checks["plant_took_across_seeds"]  # the same fine-tunings' footprint shifts, over seeds
+    assert (planted["n_control_seeds"], planted["n_negative_seeds"]) == (2, 2) and planted["pvalue"] is not None
     across = checks["recall_dropped_across_seeds"]  # the two fine-tunings of suppress_au14 against the two negatives
     assert (across["cls"], across["n_control_seeds"], across["n_negative_seeds"]) == ("contempt", 2, 2)
     recall = pd.read_csv(out / "recall.csv", index_col="model")

@@ -136,6 +136,31 @@ def plant_took(planted: dict, alpha: float) -> bool:
     return bool(planted["mean_diff"] > 0 and planted["pvalue"] < alpha)
 
 
+def footprint_shifts(maps: dict[str, np.ndarray], data: TestImages, au: int, models: list[str]) -> dict[str, float]:
+    """model -> how far its relevance moved off AU `au`: the reference's footprint share minus the model's
+    (`au_shares`), averaged over the test images that show the AU. One number per trained model, so that
+    models trained with different seeds can be compared over seeds (`plant_across_seeds`)."""
+    shares = au_shares({name: maps[name] for name in [REFERENCE, *models]}, data, au)
+    return {name: float(np.mean(shares[REFERENCE] - shares[name])) if shares[name].size else float("nan")
+            for name in models}
+
+
+def plant_across_seeds(shifts: dict[str, float], models: list[str], negatives: list[str], confidence: float) -> dict:
+    """The control's fine-tunings' mean footprint shift minus the negatives', its interval and the two-sample
+    t-test over seeds (`seed_groups_difference`). `plant_check` tests over images, so a negative's own seed
+    effect counts as signal there (2 of 5 negatives passed it for AU14); here the seed is the unit."""
+    return seed_groups_difference([shifts[m] for m in models], [shifts[n] for n in negatives], confidence)
+
+
+def plant_row(control: Control, cell: dict, alpha: float) -> dict:
+    """`plant_took_across_seeds`: the control's fine-tunings moved relevance off the AU more than the negatives
+    did (`plant_across_seeds`), p below alpha (one test per control: its own family)."""
+    passed = cell["pvalue"] is not None and cell["mean_diff"] > 0 and cell["pvalue"] < alpha
+    return _row(control, "plant_took_across_seeds", passed, shift_control=cell["values_a"],
+                shift_negatives=cell["values_b"], excess=cell["mean_diff"], ci=[cell["ci_low"], cell["ci_high"]],
+                pvalue=cell["pvalue"], n_control_seeds=cell["n_a"], n_negative_seeds=cell["n_b"], method=cell["method"])
+
+
 def necessity_shift(right: dict[str, np.ndarray], right_without: dict[str, np.ndarray], control: str,
                     negatives: list[str]) -> dict:
     """Ground truth of what the control uses: its dependent class's recall drop without the AU against the reference's.
@@ -206,12 +231,13 @@ def recall_row(control: Control, across: dict, alpha: float) -> dict:
 
 def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ranking: dict, reverse: dict,
                       probe: dict, planted: dict, alpha: float, necessity: dict | None = None,
-                      across: dict | None = None) -> list[dict]:
+                      across: dict | None = None, planted_seeds: dict | None = None) -> list[dict]:
     """The checks of a positive control; `planted` (and `necessity`) say whether there was anything to find.
 
     ranking: class -> the study's AU ranking entry; reverse: class -> `reverse_contrast_ranking` rows;
     necessity: `necessity_shift` of the dependent class and the planted AU (synthetic data only);
-    across: `recall_across_seeds` of the control's fine-tunings against the negatives (None: not run).
+    across: `recall_across_seeds` of the control's fine-tunings against the negatives (None: not run);
+    planted_seeds: `plant_across_seeds` of the same fine-tunings (None: not run).
     """
     cls, au = control.dependent, control.au
     cell = mcnemar[cls]
@@ -223,6 +249,7 @@ def positive_verdicts(control: Control, mcnemar: dict, recall: pd.DataFrame, ran
     mine_c = controlled[order_c.index(au)]
     return [
         _row(control, "plant_took", plant_took(planted, alpha), **planted),
+    ] + ([] if planted_seeds is None else [plant_row(control, planted_seeds, alpha)]) + [
         _row(control, "recall_dropped", cell["recall_difference"] > 0 and cell["pvalue_holm"] < alpha, cls=cls,
              recall_reference=float(recall.loc[REFERENCE, cls]), recall_control=float(recall.loc[control.name, cls]),
              recall_difference=cell["recall_difference"], ci=[cell["ci_low"], cell["ci_high"]],
@@ -418,15 +445,16 @@ def _others(negatives: list[str], one: str) -> list[str]:
 
 def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[Control], test: TestImages,
              probe_data, cfg, device: str, counterfactual=None,
-             seed_predictions: dict[str, pd.DataFrame] | None = None) -> ControlsResult:
+             seed_predictions: dict[str, pd.DataFrame] | None = None, seed_models: dict | None = None) -> ControlsResult:
     """The study's analyses, reference vs each control, and the verdicts.
 
     models / predictions: name -> head-retrained model / test predictions (row, label, predicted),
     REFERENCE included. probe_data: CK+ peak frames (`concepts.study.ProbeImages`); cfg: ControlsConfig.
     counterfactual: the test set's counterfactual images (`necessity.CounterfactualTestSet`; synthetic
     data), for the ground truth of what each control uses; None skips that check.
-    seed_predictions: test predictions of the positive controls' further fine-tunings (`replicates`,
-    controls.extra_positive_seeds): only their recall is used, across seeds.
+    seed_predictions / seed_models: test predictions and head-retrained models of the positive controls'
+    further fine-tunings (`replicates`, controls.extra_positive_seeds): their recall and their footprint shift
+    are tested across seeds (without seed_models, `plant_took_across_seeds` is not run).
     """
     from facetransfer.analysis.saliency import all_maps, compare_pair
     from facetransfer.concepts import study
@@ -460,6 +488,15 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
         raise ValueError(f"no test predictions of {missing} (controls.extra_positive_seeds): pass them as seed_predictions")
     across = {c.name: recall_across_seeds(recall, groups[c.name], negatives, cfg.confidence) for c in positives}
     across_neg = {n: recall_across_seeds(recall, [n], _others(negatives, n), cfg.confidence) for n in negatives}
+    # The plant over seeds, the same way: each fine-tuning's footprint shift (one number per model).
+    planted_seeds, planted_seeds_neg = {}, {}
+    if seed_models is not None:
+        maps_seeds = maps | {name: all_maps(model, test, cfg.batch_size, device) for name, model in seed_models.items()}
+        for c in positives:
+            shifts = footprint_shifts(maps_seeds, test, c.au, groups[c.name] + negatives)
+            planted_seeds[c.name] = plant_across_seeds(shifts, groups[c.name], negatives, cfg.confidence)
+            for n in negatives:
+                planted_seeds_neg[(c.name, n)] = plant_across_seeds(shifts, [n], _others(negatives, n), cfg.confidence)
     necessity, necessity_neg = {}, {}
     if counterfactual is not None:
         for c in positives:
@@ -481,11 +518,13 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
         else:
             probe = next(p for p in mine if p["au"] == c.au)
             rows = positive_verdicts(c, mcnemar[c.name], recall, rankings[c.name], reverse[c.name], probe,
-                                     planted[c.name], cfg.alpha, necessity.get(c.name), across[c.name])
+                                     planted[c.name], cfg.alpha, necessity.get(c.name), across[c.name],
+                                     planted_seeds.get(c.name))
             on_negatives = {n: positive_verdicts(
                 stand_ins[(c.name, n)], mcnemar[n], recall, rankings[n], reverse[n],
                 next(p for p in probes if p["model_b"] == n and p["au"] == c.au), planted_neg[(c.name, n)],
-                cfg.alpha, necessity_neg.get((c.name, n)), across_neg[n]) for n in negatives}
+                cfg.alpha, necessity_neg.get((c.name, n)), across_neg[n], planted_seeds_neg.get((c.name, n)))
+                for n in negatives}
             verdicts += with_false_alarms(rows, on_negatives, cfg.max_false_alarm_rate)
     if len(negatives) > 1:
         verdicts += across_negatives(verdicts, negatives, cfg.alpha)

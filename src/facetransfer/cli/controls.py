@@ -13,7 +13,8 @@ from facetransfer.config import load_section
 from facetransfer.fsutil import atomic_dir, write_json_atomic
 
 
-def _load_controls(folder: Path, names: list[str]) -> tuple[dict, dict]:
+def _load_controls(folder: Path, names: list[str], stage: str = "train-control") -> tuple[dict, dict]:
+    """name -> head-retrained model and name -> test predictions of the controls `names` (`stage` made them)."""
     import pandas as pd
 
     from facetransfer.training.stages import load_model
@@ -22,23 +23,10 @@ def _load_controls(folder: Path, names: list[str]) -> tuple[dict, dict]:
     for name in names:
         for path in (folder / name / "model.pt", folder / name / "test_predictions.csv"):
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: not found (run the train-control stage of {name} first)")
+                raise FileNotFoundError(f"{path}: not found (run the {stage} stage of {name} first)")
         models[name] = load_model(folder / name / "model.pt")[0]
         predictions[name] = pd.read_csv(folder / name / "test_predictions.csv", usecols=["row", "label", "predicted"])
     return models, predictions
-
-
-def _seed_predictions(folder: Path, names: list[str]) -> dict:
-    """Test predictions of the positive controls' further fine-tunings (controls.extra_positive_seeds)."""
-    import pandas as pd
-
-    out = {}
-    for name in names:
-        path = folder / name / "test_predictions.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found (run the train-control-seed stage of {name} first)")
-        out[name] = pd.read_csv(path, usecols=["row", "label", "predicted"])
-    return out
 
 
 def _reference(source: Path, data: Path, cfg) -> tuple:
@@ -126,13 +114,14 @@ def controls(
             typer.echo(f"controls: {data} has no counterfactual test images; the necessity check is skipped", err=True)
         models, predictions = _load_controls(controls_dir, [c.name for c in planned])
         further = [n for group in core.replicates(cfg).values() for n in group if n not in models]
-        seed_predictions = _seed_predictions(controls_dir, further)
+        # the positive controls' further fine-tunings (controls.extra_positive_seeds): tested across seeds
+        seed_models, seed_predictions = _load_controls(controls_dir, further, "train-control-seed")
         typer.echo("controls: retraining the source model's head", err=True)
         models[core.REFERENCE], predictions[core.REFERENCE] = _reference(source, data, cfg)
         typer.echo(f"controls: LRP, AU ranking and concept probes ({cfg.repeats} repeats), source vs "
                    + ", ".join(c.name for c in planned), err=True)
         result = core.evaluate(models, predictions, planned, test, probe_data, cfg, device, counterfactual,
-                               seed_predictions)
+                               seed_predictions, seed_models)
         grids = _grids(result, planned, test)
         _write(out, result, grids, test.region_source)
         write_json_atomic(metrics, result.verdicts)

@@ -37,6 +37,27 @@ def test_bad_params_give_one_line_and_status_2(tmp_path):
     assert "synth.image_size" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(("content", "culprit"), [
+    (b"synth:\n", "section 'synth' is empty"),
+    (b"synth: {supersample: .inf}\n", "synth.supersample"),  # an int key: refused by strict types
+    (b"prepare: {}\nsynth: {affectnet: {label_noise: .nan}}\n", "synth.affectnet.label_noise: Input should be a finite number"),
+    (bytes(range(256)), "not UTF-8 text"),
+    (None, "is a folder"),
+])
+def test_bad_params_files_give_one_line_naming_the_file(tmp_path, content, culprit):
+    """Issue 18: an empty section, a non-finite number, a binary file or a folder as --params."""
+    params = tmp_path / "params.yaml"
+    if content is None:
+        params.mkdir()
+    else:
+        params.write_bytes(content)
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path / "d"), "--params", str(params)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {params}: ") and culprit in lines[0], result.output
+    assert not (tmp_path / "d").exists()  # nothing written
+
+
 def test_unknown_au_to_suppress_is_rejected(tmp_path):
     result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--suppress-aus", "14,99"])
     assert result.exit_code == 2 and "[99]" in result.output

@@ -64,6 +64,12 @@ def test_configs_are_frozen():
     ("prepare: {missing_images: sometimes}", "prepare.missing_images: Input should be 'error' or 'skip'"),
     ("prepare: {mask_splits: [tset]}", "prepare.mask_splits.0"),
     ("prepare: {unbc: {train_frames: 9, val_frames: 2}}", "must be even"),
+    # issue 18: an empty section was silently replaced by defaults, `lr: .inf` trained a NaN model
+    ("prepare:\n", "section 'prepare' is empty; expected its keys, or `prepare: {}` for every default"),
+    ("prepare: [1, 2]\n", "section 'prepare' is a list; expected a mapping of keys"),
+    ("trainee: {lr: .inf}\n", "trainee.lr: Input should be a finite number (got inf)"),
+    ("trainee: {lr: .nan}\n", "trainee.lr: Input should be a finite number"),
+    ("forgetting: {confidence: -.inf}\n", "forgetting.confidence: Input should be a finite number"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, yaml_text, message):
     path = tmp_path / "params.yaml"
@@ -84,3 +90,12 @@ def test_missing_file_section_and_bad_yaml(tmp_path):
     (tmp_path / "q.yaml").write_text("synth: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_section(tmp_path / "q.yaml", "synth")
+
+
+def test_a_params_path_that_is_a_folder_or_binary_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=f"{tmp_path}: is a folder; expected a params YAML file"):
+        load_section(tmp_path, "synth")
+    binary = tmp_path / "params.yaml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(ConfigError, match="params.yaml: not UTF-8 text; expected a params YAML file"):
+        load_section(binary, "synth")

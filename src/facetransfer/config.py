@@ -22,8 +22,14 @@ class ConfigError(ValueError):
     """A params file is missing, unreadable, or has a bad value."""
 
 
+class TrainingDiverged(ConfigError):
+    """Training reached a non-finite loss: the section's settings (the learning rate, most often) do not suit
+    the data. Raised by `training.loop.fit` before the epoch is checkpointed, so nothing of it is kept."""
+
+
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # allow_inf_nan=False: `lr: .inf` or `.nan` would train a NaN model whose metrics look finished (issue 18)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class IntRange(Frozen):
@@ -165,6 +171,10 @@ def read_params(path: str | Path) -> dict:
         data = read_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; expected a params YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; expected a params YAML file") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -178,7 +188,12 @@ def load_section(path: str | Path, section: str, model: type[T] | None = None) -
     data = read_params(path)
     if section not in data:
         raise ConfigError(f"{path}: missing section '{section}'")
-    return parse_section(data[section] or {}, model, f"{path}: {section}")
+    if data[section] is None:  # `section:` with nothing under it: an edit gone wrong, not a wish for defaults
+        raise ConfigError(f"{path}: section '{section}' is empty; expected its keys, or `{section}: {{}}` for every "
+                          "default")
+    if not isinstance(data[section], dict):
+        raise ConfigError(f"{path}: section '{section}' is a {type(data[section]).__name__}; expected a mapping of keys")
+    return parse_section(data[section], model, f"{path}: {section}")
 
 
 def parse_section(values: dict, model: type[T], where: str) -> T:

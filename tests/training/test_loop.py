@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from facetransfer.config import AugmentSpec, TrainSettings
+from facetransfer.config import AugmentSpec, ConfigError, TrainingDiverged, TrainSettings
 from facetransfer.models.vgg import build_vgg16, freeze_blocks
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
 from facetransfer.training.data import ImageDataset, build_transform, load_split
 from facetransfer.training.losses import FocalLoss
 from facetransfer.training import loop
-from facetransfer.training.loop import fit, plateaued, predict, training_dtype
+from facetransfer.training.loop import check_finite, fit, plateaued, predict, training_dtype
 
 # float32 steps: the same numbers on every CPU (auto would pick bf16 on CPUs with AMX).
 SETTINGS = TrainSettings(epochs=3, batch_size=8, device="cpu", precision="float32")
@@ -165,6 +165,44 @@ def test_killed_run_resumes_to_the_same_weights(prepared, tmp_path):
     assert epochs_run == [3]  # only the missing epoch ran
     assert _same(resumed.best_state, uninterrupted.best_state)
     assert resumed.best_epoch == uninterrupted.best_epoch and len(resumed.history) == 3
+
+
+class NaNAfter(torch.nn.Module):
+    """FocalLoss for the first `steps` steps, then NaN: a run that diverges in a known epoch."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps, self.calls, self.loss = steps, 0, FocalLoss(2.0)
+
+    def forward(self, logits, target):
+        self.calls += 1
+        loss = self.loss(logits, target)
+        return loss if self.calls <= self.steps else loss * float("nan")
+
+
+def test_a_diverged_epoch_stops_training_naming_epoch_and_section_and_is_not_checkpointed(prepared, tmp_path):
+    """Issue 18: `lr: .inf` trained a NaN model whose metrics looked finished. 32 images / batch 8 = 4 steps an
+    epoch: NaN from step 5 on is epoch 2."""
+    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    checkpoint = tmp_path / "last.pt"
+    with pytest.raises(TrainingDiverged) as err:
+        fit(_model(), ImageDataset(train, build_transform(AugmentSpec()), 0), ImageDataset(val, build_transform(None)),
+            val.labels, NaNAfter(4), SETTINGS, 2, checkpoint, "k", section="train_pain")
+    assert str(err.value) == ("train_pain: training diverged in epoch 2 (mean training loss nan); expected a finite "
+                              "loss: lower train_pain.optimizer.lr")
+    assert isinstance(err.value, ConfigError)  # the CLI's user_errors: one line, exit 2
+    epochs_run = []  # epoch 1 was kept, the diverged epoch 2 was not
+    _fit(_model(), prepared, checkpoint=checkpoint, run_key="k", on_epoch=lambda r: epochs_run.append(r["epoch"]))
+    assert epochs_run == [2, 3]
+
+
+def test_check_finite_names_the_learning_rate_to_lower():
+    check_finite(0.5, 0, "trainee.lr")
+    with pytest.raises(TrainingDiverged, match=r"^trainee: training diverged in epoch 3 \(mean training loss inf\); "
+                                               r"expected a finite loss: lower trainee.lr$"):
+        check_finite(float("inf"), 2, "trainee.lr")
+    with pytest.raises(TrainingDiverged, match=r"^controls.head: .* lower controls.head.optimizer.lr$"):
+        check_finite(float("nan"), 0, "controls.head.optimizer.lr")
 
 
 def test_checkpoint_of_another_config_is_not_resumed(prepared, tmp_path):

@@ -26,7 +26,7 @@ from facetransfer.explain import dice_iou, gradcam_maps
 from facetransfer.models.attention import add_attention, glorot_init
 from facetransfer.models.vgg import load_checkpoint_weights, load_imagenet_features, new_head
 from facetransfer.training.data import ImageDataset, Split, build_transform
-from facetransfer.training.loop import predict, seed_epoch, torch_threads, train_one_epoch, training_dtype
+from facetransfer.training.loop import check_finite, predict, seed_epoch, torch_threads, train_one_epoch, training_dtype
 from facetransfer.training.stages import build
 
 BASIC = ("happy", "sad", "surprise", "fear", "disgust", "anger")  # the six classes, in AffectNet order
@@ -89,6 +89,7 @@ def train(model: nn.Module, images: np.ndarray, labels: np.ndarray, cfg: Attenti
             dataset.set_epoch(epoch)
             loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator)
             losses.append(train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, device, dtype))
+            check_finite(losses[-1], epoch, "attention_study.lr")
     return losses
 
 

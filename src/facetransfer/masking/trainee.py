@@ -41,7 +41,7 @@ from facetransfer.config import TraineeConfig, TraineeModel
 from facetransfer.masking.dataset import METHODS
 from facetransfer.models import trainees
 from facetransfer.training.data import normalize
-from facetransfer.training.loop import torch_threads
+from facetransfer.training.loop import check_finite, torch_threads
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,7 @@ def run_epochs(variant: Variant, train: dict[str, np.ndarray], train_labels: np.
             optimizer.step()
             total += loss.item() * len(idx)
             step += 1
+        check_finite(total / len(y_all), epoch, "trainee.lr")
         val_loss, val_f1, _ = evaluate(model, val_images, val_labels, cfg.batch_size)
         history.append({"epoch": epoch + 1, "step": step, "images": source, "train_loss": total / len(y_all),
                         "val_loss": val_loss, "val_macro_f1": val_f1})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import time
 import warnings
@@ -29,7 +30,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset
 
-from facetransfer.config import Precision, TrainSettings
+from facetransfer.config import Precision, TrainingDiverged, TrainSettings
 from facetransfer.training.data import normalize
 
 EpochCallback = Callable[[dict], None]
@@ -169,6 +170,15 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, op
     return total.item() / max(count, 1)
 
 
+def check_finite(train_loss: float, epoch: int, lr_param: str) -> None:
+    """Stop on a non-finite mean training loss of `epoch` (0-based): NaN weights would give a model whose
+    metrics look finished. `lr_param` is the params key to lower, named in the error."""
+    if not math.isfinite(train_loss):
+        section = lr_param.rsplit(".lr", 1)[0].removesuffix(".optimizer")
+        raise TrainingDiverged(f"{section}: training diverged in epoch {epoch + 1} (mean training loss {train_loss}); "
+                               f"expected a finite loss: lower {lr_param}")
+
+
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
     """SGD over the trainable parameters only (frozen blocks get no momentum or decay)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -203,21 +213,23 @@ def fingerprint(settings: TrainSettings, extra: dict | None = None) -> str:
 
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.ndarray, loss_fn: nn.Module,
         settings: TrainSettings, n_classes: int, checkpoint: Path | None = None, run_key: str = "",
-        on_epoch: EpochCallback | None = None) -> FitResult:
+        on_epoch: EpochCallback | None = None, section: str = "training") -> FitResult:
     """Train for settings.epochs, or until `settings.patience` epochs pass without a better validation
     macro recall; keep the epoch with the best one.
 
     With `checkpoint`, state is saved after every epoch (temp file, then
     rename) and a run with the same `run_key` resumes from it (and stops where it would have).
-    Trains on `settings.threads` torch threads (see `torch_threads`).
+    Trains on `settings.threads` torch threads (see `torch_threads`). A non-finite mean training loss
+    raises `TrainingDiverged` naming the epoch and the params `section` the settings came from.
     """
     with torch_threads(settings.threads):
-        return _fit(model, train_set, val_set, val_labels, loss_fn, settings, n_classes, checkpoint, run_key, on_epoch)
+        return _fit(model, train_set, val_set, val_labels, loss_fn, settings, n_classes, checkpoint, run_key, on_epoch,
+                    section)
 
 
 def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.ndarray, loss_fn: nn.Module,
          settings: TrainSettings, n_classes: int, checkpoint: Path | None, run_key: str,
-         on_epoch: EpochCallback | None) -> FitResult:
+         on_epoch: EpochCallback | None, section: str) -> FitResult:
     device = resolve_device(settings.device)
     model.to(device)
     if device.type == "cuda":
@@ -236,6 +248,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.
         loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator,
                             num_workers=workers, pin_memory=device.type == "cuda")
         train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device, dtype)
+        check_finite(train_loss, epoch, f"{section}.optimizer.lr")
         val_pred = predict(model, val_set, settings.batch_size, device).argmax(1)
         score = macro_recall(val_labels, val_pred, n_classes)
         if scheduler is not None:

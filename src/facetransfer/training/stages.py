@@ -91,10 +91,10 @@ def _loss(cfg: TrainSettings, train: Split, n_classes: int) -> FocalLoss:
 
 
 def _fit_images(model: nn.Module, prepared: Path, cfg: TrainSettings, n_classes: int, checkpoint: Path | None,
-                run_key: str, on_epoch: EpochCallback | None) -> tuple[FitResult, Split]:
+                run_key: str, on_epoch: EpochCallback | None, section: str) -> tuple[FitResult, Split]:
     train, val = load_split(prepared, "train"), load_split(prepared, "val")
     result = fit(model, ImageDataset(train, build_transform(cfg.augment), cfg.seed), ImageDataset(val, build_transform(None)),
-                 val.labels, _loss(cfg, train, n_classes), cfg, n_classes, checkpoint, run_key, on_epoch)
+                 val.labels, _loss(cfg, train, n_classes), cfg, n_classes, checkpoint, run_key, on_epoch, section)
     model.load_state_dict(result.best_state)
     return result, load_split(prepared, "test")
 
@@ -117,7 +117,7 @@ def train_emotion(prepared: Path, cfg: TrainEmotionConfig, checkpoint: Path | No
     if cfg.init == "imagenet":
         load_imagenet_features(model)
     run_key = fingerprint(cfg, {"data": data_digest(prepared)})  # a checkpoint of other data starts over
-    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
+    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch, "train_emotion")
     saved = _payload(model, cfg.model, EMOTIONS, "train_emotion", cfg, result, init=cfg.init, freeze_blocks=0)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
@@ -131,7 +131,7 @@ def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, 
     new_head(model, len(PAIN_CLASSES))
     freeze_blocks(model, freeze)
     run_key = fingerprint(cfg, {"freeze": freeze, "source": _digest(source), "data": data_digest(prepared)})
-    result, test = _fit_images(model, prepared, cfg, len(PAIN_CLASSES), checkpoint, run_key, on_epoch)
+    result, test = _fit_images(model, prepared, cfg, len(PAIN_CLASSES), checkpoint, run_key, on_epoch, "train_pain")
     saved = _payload(model, arch, PAIN_CLASSES, "train_pain", cfg, result, freeze_blocks=freeze)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
@@ -145,14 +145,15 @@ def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkp
     if cfg.fresh_head:
         new_head(model, len(EMOTIONS))
     run_key = fingerprint(cfg, {"source": _digest(source), "data": data_digest(prepared)})
-    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
+    result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch, "controls.fine_tune")
     saved = _payload(model, arch, EMOTIONS, "fine_tune_emotion", cfg, result, freeze_blocks=0)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
 
 def retrain_emotion(source: Path, prepared: Path, cfg: HeadSettings, checkpoint: Path | None = None,
-                    on_epoch: EpochCallback | None = None) -> Trained:
-    """All conv blocks of a pain model frozen, a new 8-class head trained on emotions."""
+                    on_epoch: EpochCallback | None = None, section: str = "retrain_emotion") -> Trained:
+    """All conv blocks of a pain model frozen, a new 8-class head trained on emotions (`cfg` is the params
+    `section`: retrain_emotion, or controls.head for the controls)."""
     model, src = load_model(source)
     arch = ModelSpec(**src["arch"])
     torch.manual_seed(cfg.seed)
@@ -160,16 +161,16 @@ def retrain_emotion(source: Path, prepared: Path, cfg: HeadSettings, checkpoint:
     freeze_blocks(model, 5)
     run_key = fingerprint(cfg, {"source": _digest(source), "data": data_digest(prepared)})
     if cfg.cached_features and cfg.augment.flip_only:
-        result, test = _fit_cached_head(model, prepared, cfg, checkpoint, run_key, on_epoch)
+        result, test = _fit_cached_head(model, prepared, cfg, checkpoint, run_key, on_epoch, section)
     else:
-        result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
+        result, test = _fit_images(model, prepared, cfg, len(EMOTIONS), checkpoint, run_key, on_epoch, section)
     saved = _payload(model, arch, EMOTIONS, "retrain_emotion", cfg, result, freeze_blocks=src.get("freeze_blocks"),
                      cached_features=cfg.cached_features and cfg.augment.flip_only)
     return Trained(model, saved, result, _test(model, test, cfg), test.labels, test.rows)
 
 
 def _fit_cached_head(model: nn.Module, prepared: Path, cfg: HeadSettings, checkpoint: Path | None,
-                     run_key: str, on_epoch: EpochCallback | None) -> tuple[FitResult, Split]:
+                     run_key: str, on_epoch: EpochCallback | None, section: str) -> tuple[FitResult, Split]:
     device = resolve_device(cfg.device)
     train, val = load_split(prepared, "train"), load_split(prepared, "val")
     train_f = flip_features(model, train, cfg.batch_size, device)  # (N, 2, C)
@@ -177,7 +178,7 @@ def _fit_cached_head(model: nn.Module, prepared: Path, cfg: HeadSettings, checkp
     head = model.classifier
     result = fit(head, FlipFeatureDataset(train_f, train.labels, train=cfg.augment.hflip, seed=cfg.seed),
                  FlipFeatureDataset(val_f, val.labels, train=False), val.labels,
-                 _loss(cfg, train, len(EMOTIONS)), cfg, len(EMOTIONS), checkpoint, run_key, on_epoch)
+                 _loss(cfg, train, len(EMOTIONS)), cfg, len(EMOTIONS), checkpoint, run_key, on_epoch, section)
     head.load_state_dict(result.best_state)
     model.to("cpu")
     return FitResult(model.state_dict(), result.best_epoch, result.best_score, result.history), load_split(prepared, "test")

@@ -44,8 +44,8 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     prepare(tmp_path / "suppressed", tmp_path / "suppressed_prepared", PrepareConfig(), datasets=("affectnet",))
     torch.manual_seed(0)
     source = tmp_path / "emotion.pt"
-    torch.save({"format": MODEL_FORMAT, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
-                "state_dict": build(ModelSpec(), 8).state_dict()}, source)
+    torch.save({"format": MODEL_FORMAT, "stage": "train_emotion", "arch": ModelSpec().model_dump(),
+                "classes": list(EMOTIONS), "state_dict": build(ModelSpec(), 8).state_dict()}, source)
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS)
     original = str(tmp_path / "prepared" / "affectnet")

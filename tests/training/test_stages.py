@@ -81,3 +81,46 @@ def test_a_saved_model_says_which_precision_trained_it(two_datasets):
     for precision in ("float32", "bfloat16"):
         trained = stages.train_emotion(a, EMOTION.model_copy(update={"epochs": 1, "precision": precision}))
         assert trained.saved["train_dtype"] == precision
+
+
+def test_model_files_that_cannot_serve_are_named_in_one_line(two_datasets, tmp_path):
+    """Issue 18: a truncated or foreign model.pt ended in a traceback; an emotion model passed to
+    retrain-emotion was labelled FreezeB0 and used."""
+    from facetransfer.data.errors import ModelFileError
+
+    a, _ = two_datasets
+    good = _saved_emotion_model(a, tmp_path)
+    assert stages.load_model(good, ("train_emotion",))[1]["stage"] == "train_emotion"
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    text = tmp_path / "text.pt"
+    text.write_text("not a model\n")
+    cases = [(truncated, "not a readable torch file"), (text, "not a readable torch file"),
+             (foreign, "not a facetransfer model (format None, expected facetransfer.model/1)"),
+             (tmp_path, "is a folder; expected a model.pt file")]
+    for path, message in cases:
+        with pytest.raises(ModelFileError) as err:
+            stages.load_model(path)
+        assert str(err.value).startswith(f"{path}: ") and message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ModelFileError, match="a train_emotion model; expected one written by train_pain"):
+        stages.retrain_emotion(good, a, RetrainEmotionConfig(epochs=1, device="cpu"))
+    saved = torch.load(good, weights_only=True)
+    saved["classes"] = saved["classes"][:3]  # a head of 3 classes in the payload, 8 in the weights
+    torch.save(saved, foreign)
+    with pytest.raises(ModelFileError, match="weights do not fit its architecture"):
+        stages.load_model(foreign)
+    with pytest.raises(FileNotFoundError):
+        stages.load_model(tmp_path / "missing.pt")
+
+
+def test_cuda_on_a_machine_without_it_is_a_params_error(monkeypatch):
+    from facetransfer.config import ConfigError
+    from facetransfer.training.loop import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="device: cuda requested, but torch sees no CUDA device on this machine; "
+                                          "expected auto or cpu"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"

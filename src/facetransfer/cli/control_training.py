@@ -79,7 +79,8 @@ def train_control(
             out.mkdir(parents=True, exist_ok=True)
             _save(tuned.saved, out / "fine_tuned.pt")
             typer.echo(f"{name}: fine-tuned (best epoch {tuned.saved['best_epoch']}); retraining the head", err=True)
-            headed = stages.retrain_emotion(out / "fine_tuned.pt", heads_data, cfg.head, section="controls.head")
+            headed = stages.retrain_emotion(out / "fine_tuned.pt", heads_data, cfg.head, section="controls.head",
+                                             source_stages=("fine_tune_emotion",))
             numbers = _finish(headed, EMOTIONS, out, metrics, out / "head", run_id, run, checkpoint)
     typer.echo(f"{name}: emotion test macro recall after head retraining {numbers['recall']['macro']:.3f}")
 

@@ -35,7 +35,7 @@ def _reference(source: Path, data: Path, cfg) -> tuple:
 
     from facetransfer.training import stages
 
-    trained = stages.retrain_emotion(source, data, cfg.head, section="controls.head")
+    trained = stages.retrain_emotion(source, data, cfg.head, section="controls.head", source_stages=("train_emotion",))
     frame = pd.DataFrame({"row": trained.test_rows, "label": trained.test_labels,
                           "predicted": trained.test_probs.argmax(1)})
     return trained.model.eval(), frame

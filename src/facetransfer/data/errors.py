@@ -1,4 +1,4 @@
-"""The one error type the dataset readers raise for malformed input."""
+"""The error types for malformed input files: datasets (the readers) and model files (the stages that load them)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,18 @@ class DatasetFormatError(ValueError):
     def __reduce__(self):
         # Keep the error picklable (multiprocessing) despite the custom __init__.
         return type(self), (self.path, self.message, self.line)
+
+
+class ModelFileError(ValueError):
+    """A model file is unreadable, not a facetransfer model, or not the kind the stage needs.
+
+    str() is one line: "<path>: <message>".
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str):
+        self.path = Path(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.message)

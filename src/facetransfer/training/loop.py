@@ -30,7 +30,7 @@ from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import DataLoader, Dataset
 
-from facetransfer.config import Precision, TrainingDiverged, TrainSettings
+from facetransfer.config import ConfigError, Precision, TrainingDiverged, TrainSettings
 from facetransfer.training.data import normalize
 
 EpochCallback = Callable[[dict], None]
@@ -53,7 +53,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device; use 'auto' or 'cpu'")
+        raise ConfigError("device: cuda requested, but torch sees no CUDA device on this machine; expected auto or cpu")
     return torch.device(name)
 
 

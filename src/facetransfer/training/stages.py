@@ -28,6 +28,7 @@ from facetransfer.config import (
     TrainPainConfig,
     TrainSettings,
 )
+from facetransfer.data.errors import ModelFileError
 from facetransfer.data.labels import EMOTIONS, PAIN_CLASSES
 from facetransfer.models import build_model
 from facetransfer.models.vgg import freeze_blocks, load_imagenet_features, new_head
@@ -64,13 +65,32 @@ def build(arch: ModelSpec, num_classes: int) -> nn.Module:
                        dropout=arch.dropout)
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """A model.pt written by a training stage -> (model with its weights, payload)."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a facetransfer model (format {saved.get('format')!r}, expected {MODEL_FORMAT})")
+def load_model(path: str | Path, stages: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
+    """A model.pt written by a training stage -> (model with its weights, payload).
+
+    `stages`: the training stages whose models the caller can use (None: any). A file that is not
+    a readable facetransfer model, or one of another stage, raises ModelFileError naming it.
+    """
+    if Path(path).is_dir():
+        raise ModelFileError(path, "is a folder; expected a model.pt file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch.load raises many types on a truncated or foreign file; all are the file's fault
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ModelFileError(path, f"not a readable torch file ({type(err).__name__}: {first[:120]}); expected a model.pt "
+                                   "written by a facetransfer training stage") from None
+    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+        raise ModelFileError(path, f"not a facetransfer model (format {found!r}, expected {MODEL_FORMAT})")
+    if stages is not None and saved.get("stage") not in stages:
+        raise ModelFileError(path, f"a {saved.get('stage')} model; expected one written by {' or '.join(stages)}")
     model = build(ModelSpec(**saved["arch"]), len(saved["classes"]))
-    model.load_state_dict(saved["state_dict"])
+    try:
+        model.load_state_dict(saved["state_dict"])
+    except RuntimeError as err:
+        raise ModelFileError(path, f"weights do not fit its architecture ({str(err).splitlines()[0][:120]})") from None
     return model, saved
 
 
@@ -125,7 +145,7 @@ def train_emotion(prepared: Path, cfg: TrainEmotionConfig, checkpoint: Path | No
 def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, checkpoint: Path | None = None,
                on_epoch: EpochCallback | None = None) -> Trained:
     """FreezeB<freeze>: all conv weights copied from the source, the first `freeze` blocks frozen."""
-    model, src = load_model(source)
+    model, src = load_model(source, ("train_emotion",))
     arch = ModelSpec(**src["arch"])
     torch.manual_seed(cfg.seed)  # the new binary head
     new_head(model, len(PAIN_CLASSES))
@@ -139,7 +159,7 @@ def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, 
 def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkpoint: Path | None = None,
                       on_epoch: EpochCallback | None = None) -> Trained:
     """A copy of an emotion model, no block frozen, trained on (possibly re-rendered) emotion data again."""
-    model, src = load_model(source)
+    model, src = load_model(source, ("train_emotion",))
     arch = ModelSpec(**src["arch"])
     torch.manual_seed(cfg.seed)
     if cfg.fresh_head:
@@ -151,10 +171,12 @@ def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkp
 
 
 def retrain_emotion(source: Path, prepared: Path, cfg: HeadSettings, checkpoint: Path | None = None,
-                    on_epoch: EpochCallback | None = None, section: str = "retrain_emotion") -> Trained:
+                    on_epoch: EpochCallback | None = None, section: str = "retrain_emotion",
+                    source_stages: tuple[str, ...] = ("train_pain",)) -> Trained:
     """All conv blocks of a pain model frozen, a new 8-class head trained on emotions (`cfg` is the params
-    `section`: retrain_emotion, or controls.head for the controls)."""
-    model, src = load_model(source)
+    `section`: retrain_emotion, or controls.head for the controls, whose sources are emotion models of
+    `source_stages`)."""
+    model, src = load_model(source, source_stages)
     arch = ModelSpec(**src["arch"])
     torch.manual_seed(cfg.seed)
     new_head(model, len(EMOTIONS))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
-from facetransfer.fsutil import read_yaml
+from facetransfer.data.errors import DatasetFormatError
+from facetransfer.fsutil import load_array, read_yaml
+from facetransfer.training.data import load_split
 from tests.conftest import REPO
 
 
@@ -29,3 +32,20 @@ def test_read_yaml_is_safe(tmp_path):
     (tmp_path / "evil.yaml").write_text("!!python/object/apply:os.system ['true']\n")
     with pytest.raises(yaml.YAMLError):
         read_yaml(tmp_path / "evil.yaml")
+
+
+def test_a_truncated_or_foreign_array_is_named(tmp_path):
+    """Issue 18: a truncated images.npy ended in numpy's ValueError, naming no file."""
+    good = tmp_path / "images.npy"
+    np.save(good, np.zeros((4, 8, 8, 3), np.uint8))
+    assert load_array(good).shape == (4, 8, 8, 3)
+    (tmp_path / "train.csv").write_text("row,label\n0,1\n1,0\n")
+    good.write_bytes(good.read_bytes()[:300])  # header intact, data cut
+    for path in (good, tmp_path / "train.csv"):
+        with pytest.raises(DatasetFormatError) as err:
+            load_array(path)
+        assert str(err.value).startswith(f"{path}: not a readable .npy array (") and "prepare again" in str(err.value)
+    with pytest.raises(DatasetFormatError, match="images.npy: not a readable .npy array"):
+        load_split(tmp_path, "train")
+    with pytest.raises(FileNotFoundError):
+        load_array(tmp_path / "missing.npy")

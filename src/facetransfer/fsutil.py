@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 
@@ -49,3 +50,17 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(Path(path).read_text(), Loader=loader)  # noqa: S506 (a safe loader)
 
+
+
+def load_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """A prepared .npy array, memory-mapped (read-only). A truncated or foreign file raises DatasetFormatError
+    naming it (np.load's own ValueError says neither which file nor what to do)."""
+    from facetransfer.data.errors import DatasetFormatError
+
+    try:
+        return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError) as err:
+        raise DatasetFormatError(path, f"not a readable .npy array ({str(err).splitlines()[0][:120]}); expected the "
+                                       "file `facetransfer prepare` wrote: prepare again") from None

@@ -31,6 +31,7 @@ from torch import nn
 from facetransfer.analysis.forgetting import add_holm, paired_difference_ci
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
+from facetransfer.fsutil import load_array
 from facetransfer.stats import mcnemar_test
 
 
@@ -65,9 +66,9 @@ def load_counterfactual_test_set(prepared: Path) -> CounterfactualTestSet:
         raise DatasetFormatError(cf_path, f"none of its rows is a row of {table_path}")
     cf = cf.assign(index=position.loc[cf["row"]].to_numpy()).reset_index(drop=True)
     rows = table["row"].to_numpy(np.int64)
-    return CounterfactualTestSet(np.load(prepared / "images.npy", mmap_mode="r")[rows],
+    return CounterfactualTestSet(load_array(prepared / "images.npy")[rows],
                                  table["label"].to_numpy(np.int64), rows, cf,
-                                 np.load(prepared / "counterfactual_images.npy", mmap_mode="r"))
+                                 load_array(prepared / "counterfactual_images.npy"))
 
 
 def predict_labels(model: nn.Module, images: np.ndarray, batch_size: int, device: str) -> np.ndarray:

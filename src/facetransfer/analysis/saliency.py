@@ -37,6 +37,7 @@ from facetransfer.explain import (
     relevance_rank_accuracy,
     unpack_masks,
 )
+from facetransfer.fsutil import load_array
 from facetransfer.stats import add_holm, seed_difference
 
 FOOTPRINTS = "counterfactual footprints"
@@ -103,11 +104,11 @@ def load_test_images(prepared: Path, split: str = "test", require_labels: bool =
         raise DatasetFormatError(table_path, "no gt_au_* columns; this analysis needs the AUs present in each image "
                                  "(the synthetic benchmark's groundtruth.csv)")
     rows = table["row"].to_numpy(np.int64)
-    images = np.load(prepared / "images.npy", mmap_mode="r")[rows]
+    images = load_array(prepared / "images.npy")[rows]
     # Counterfactual footprints where every row has them (the synthetic benchmark), else landmark regions.
     use_footprints = (prepared / "footprints.npy").is_file() and "footprint" in table and table["footprint"].all()
     source = FOOTPRINTS if use_footprints else LANDMARK_REGIONS
-    packed = np.load(prepared / REGION_FILES[source], mmap_mode="r")[table["mask_row"].to_numpy(np.int64)]
+    packed = load_array(prepared / REGION_FILES[source])[table["mask_row"].to_numpy(np.int64)]
     return TestImages(images, table["label"].to_numpy(np.int64), rows, present, packed, source)
 
 

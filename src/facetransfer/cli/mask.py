@@ -11,7 +11,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, load_array, write_json_atomic
 
 
 @app.command()
@@ -42,7 +42,7 @@ def mask(
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: not found (run train-emotion and prepare first)")
         table = pd.read_csv(table_path)
-        images = np.load(data / "images.npy", mmap_mode="r")[table["row"].to_numpy(np.int64)]
+        images = load_array(data / "images.npy")[table["row"].to_numpy(np.int64)]
         model = load_model(trainer)[0]
         start = time.perf_counter()
         relevance, predicted = core.trainer_relevance(model, images, cfg, resolve_device(cfg.device))

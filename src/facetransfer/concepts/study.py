@@ -19,6 +19,7 @@ from facetransfer.concepts.compare import compare_probes
 from facetransfer.concepts.features import block_features
 from facetransfer.concepts.probes import N_FOLDS, ProbeSettings, probe_f1_many
 from facetransfer.config import ConceptsConfig
+from facetransfer.fsutil import load_array
 from facetransfer.stats import SEED_TEST, add_holm, holm, seed_difference
 
 TESTS = ("plain", "corrected", "five_by_two")
@@ -51,9 +52,9 @@ def load_probe_images(prepared: Path) -> ProbeImages:
         raise FileNotFoundError(f"{table_path}: not found (run `facetransfer prepare` on CK+ first)")
     table = pd.read_csv(table_path)
     rows = table["row"].to_numpy(np.int64)
-    images = np.load(prepared / "images.npy", mmap_mode="r")[rows]
+    images = load_array(prepared / "images.npy")[rows]
     upper_path = prepared / "upper.npy"
-    upper = np.load(upper_path, mmap_mode="r")[rows] if upper_path.is_file() else None
+    upper = load_array(upper_path)[rows] if upper_path.is_file() else None
     return ProbeImages(images, upper, table.reset_index(drop=True))
 
 

@@ -38,6 +38,7 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from facetransfer.config import TraineeConfig, TraineeModel
+from facetransfer.fsutil import load_array
 from facetransfer.masking.dataset import METHODS
 from facetransfer.models import trainees
 from facetransfer.training.data import normalize
@@ -189,7 +190,7 @@ def load_inputs(data: Path, masked: Path, methods: list[str]) -> Inputs:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found (run `facetransfer prepare` first)")
         tables[split] = pd.read_csv(path, usecols=["row", "label"])
-    images = np.load(data / "images.npy", mmap_mode="r")
+    images = load_array(data / "images.npy")
     train = {"plain": images[tables["train"]["row"].to_numpy(np.int64)]}
     for method in methods:
         folder = masked / method
@@ -198,7 +199,7 @@ def load_inputs(data: Path, masked: Path, methods: list[str]) -> Inputs:
         rows = pd.read_csv(folder / "train.csv", usecols=["source_row"])["source_row"].to_numpy()
         if not np.array_equal(rows, tables["train"]["row"].to_numpy()):
             raise FileNotFoundError(f"{folder}: masked rows do not match {data / 'train.csv'} (rerun the mask stage)")
-        train[method] = np.load(folder / "images.npy", mmap_mode="r")
+        train[method] = load_array(folder / "images.npy")
     val = tables["val"]
     return Inputs(train, tables["train"]["label"].to_numpy(), images[val["row"].to_numpy(np.int64)],
                   val["label"].to_numpy())

@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from facetransfer.config import AugmentSpec
+from facetransfer.fsutil import load_array
 
 # The normalisation of torchvision's ImageNet weights, used for every init so a
 # scratch model and an ImageNet model see the same input scale.
@@ -45,7 +46,7 @@ def load_split(prepared: str | Path, split: str) -> Split:
     if not table.is_file():
         raise FileNotFoundError(f"{table}: split list not found (run `facetransfer prepare` first)")
     rows = pd.read_csv(table, usecols=["row", "label"])
-    images = np.load(prepared / "images.npy", mmap_mode="r")
+    images = load_array(prepared / "images.npy")
     return Split(images, rows["row"].to_numpy(np.int64), rows["label"].to_numpy(np.int64))
 
 

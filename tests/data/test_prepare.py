@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from facetransfer.cli import app
 from facetransfer.config import PrepareConfig, load_section
+from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS
 from facetransfer.data.prepare import Sample, process
 
@@ -108,6 +109,24 @@ def test_unreadable_image_is_a_one_line_error_or_skipped(smoke_benchmark, tmp_pa
     cfg = PrepareConfig(missing_images="skip")
     out = process(Sample(str(broken)), cfg.image_size, skip_errors=True)
     assert out.error and broken.name in out.error and out.image.max() == 0
+
+
+@pytest.mark.parametrize(("box", "message"), [
+    ((10, 10, 0, 20), "face box (x 10, y 10, w 0, h 20) has no area; expected w and h > 0"),
+    ((10, 10, 20, -5), "has no area"),
+    ((500, 10, 20, 20), "face box (x 500, y 10, w 20, h 20) lies outside the 40x30 image; expected it to overlap"),
+    ((-50, -50, 20, 20), "lies outside the 40x30 image"),
+])
+def test_a_face_box_without_area_or_outside_the_image_is_refused_or_skipped(box, message):
+    """Issue 18: a box of width 0 was a ZeroDivisionError in the crop, one far outside gave a black crop."""
+    pixels = np.full((30, 40, 3), 200, np.uint8)
+    with pytest.raises(DatasetFormatError) as err:
+        process(Sample(None, pixels=pixels, box=box), 16)
+    assert message in str(err.value)
+    skipped = process(Sample(None, pixels=pixels, box=box), 16, skip_errors=True)
+    assert skipped.error and message in skipped.error and skipped.image.max() == 0
+    inside = process(Sample(None, pixels=pixels, box=(-5, -5, 20, 20)), 16)  # partly outside: cropped, black margin
+    assert inside.error is None and inside.image.max() == 200
 
 
 def test_missing_test_subject_is_named(smoke_benchmark, tmp_path):

@@ -78,16 +78,31 @@ def _open(sample: Sample) -> Image.Image:
         raise DatasetFormatError(sample.path, f"image cannot be decoded ({err.__class__.__name__})") from None
 
 
+def _face_box(sample: Sample, image: Image.Image) -> tuple[float, float, float, float]:
+    """The sample's crop box (x, y, w, h), or the whole image. A box with no area (a ZeroDivisionError in the
+    crop) or outside the image (a black crop) raises DatasetFormatError naming the image."""
+    if sample.box is None:
+        return 0, 0, image.width, image.height
+    x, y, w, h = sample.box
+    where = sample.path if sample.path is not None else "<pixels>"
+    if not (w > 0 and h > 0):
+        raise DatasetFormatError(where, f"face box (x {x}, y {y}, w {w}, h {h}) has no area; expected w and h > 0")
+    if x >= image.width or y >= image.height or x + w <= 0 or y + h <= 0:
+        raise DatasetFormatError(where, f"face box (x {x}, y {y}, w {w}, h {h}) lies outside the "
+                                        f"{image.width}x{image.height} image; expected it to overlap the image")
+    return sample.box
+
+
 def process(sample: Sample, size: int, skip_errors: bool = False) -> Processed:
     """Decode, crop and resize one image; landmarks into the crop; AU masks from landmarks."""
     try:
         image = _open(sample)
+        box = _face_box(sample, image)
     except DatasetFormatError as err:
         if not skip_errors:
             raise
         blank = np.zeros((size, size, 3), np.uint8)
         return Processed(blank, np.full((68, 2), np.nan, np.float32), None, None, error=str(err))
-    box = sample.box or (0, 0, image.width, image.height)
     crop = np.asarray(crop_resize(image, box, size))
     lm = np.full((68, 2), np.nan, np.float32)
     packed = upper = footprints = None

@@ -114,7 +114,8 @@ def test_missing_pspi_file(tree, format_error):
     ("1.0\n2.0\n", None, "got 2"),
     ("\nabc\n", 2, "column 1: expected a number, got 'abc'"),
     ("inf\n", 1, "expected a finite number"),
-    ("-1.0000000e+00\n", 1, "expected a PSPI score >= 0, got -1.0"),
+    ("-1.0000000e+00\n", 1, "expected a PSPI score 0..16, got -1.0"),
+    ("99\n", 1, "expected a PSPI score 0..16, got 99.0"),  # issue 18: had been accepted
 ])
 def test_bad_pspi_file(tree, format_error, content, line, fragment):
     write_frame(tree, pspi=content)
@@ -135,7 +136,8 @@ def test_missing_facs_file(tree, format_error):
     ("4.5 2\n", 1, "AU code: expected a whole number, got 4.5"),
     ("0 2\n", 1, "AU code: expected a positive number"),
     ("4 2\n4 3\n", 2, "AU 4 is listed twice"),
-    ("4 -2\n", 1, "expected a non-negative intensity"),
+    ("4 -2\n", 1, "expected an intensity 0..5 (FACS A-E = 1-5, 0 = not given), got -2.0"),
+    ("4 2\n6 7\n", 2, "AU 6: expected an intensity 0..5"),  # issue 18: had been accepted
 ])
 def test_bad_facs_file(tree, format_error, content, line, fragment):
     write_frame(tree, facs=content)

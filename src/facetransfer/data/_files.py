@@ -164,6 +164,9 @@ def read_points(path: Path, count: int) -> np.ndarray:
     return np.array([values for _, values in rows], dtype=np.float32)
 
 
+MAX_AU_INTENSITY = 5  # FACS intensities A..E
+
+
 def read_aus(path: Path, widths: Collection[int]) -> dict[int, float]:
     """A FACS file: one line per coded AU, "AU intensity [extra columns]" -> {AU: intensity}.
 
@@ -176,9 +179,10 @@ def read_aus(path: Path, widths: Collection[int]) -> dict[int, float]:
             raise DatasetFormatError(path, f"AU code: expected a positive number, got {au}", line)
         if au in aus:
             raise DatasetFormatError(path, f"AU {au} is listed twice", line)
-        if values[1] < 0:
+        if not 0 <= values[1] <= MAX_AU_INTENSITY:
             raise DatasetFormatError(
-                path, f"AU {au}: expected a non-negative intensity, got {values[1]}", line)
+                path, f"AU {au}: expected an intensity 0..{MAX_AU_INTENSITY} (FACS A-E = 1-5, 0 = not given), "
+                      f"got {values[1]}", line)
         aus[au] = values[1]
     return aus
 

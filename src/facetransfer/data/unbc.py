@@ -19,6 +19,7 @@ from facetransfer.data.errors import DatasetFormatError
 
 IMAGES_DIR = "Images"
 PSPI_DIR = Path("Frame_Labels", "PSPI")
+MAX_PSPI = 16  # AU4 (5) + max(AU6, AU7) (5) + max(AU9, AU10) (5) + AU43 (1), Prkachin and Solomon
 FACS_DIR = Path("Frame_Labels", "FACS")
 AAM_DIR = "AAM_landmarks"
 N_LANDMARKS = 66
@@ -52,8 +53,8 @@ def _read_frame(dataset: DatasetRoot, folder: Path, name: str) -> tuple:
     image = dataset.resolve(IMAGES_DIR / folder / name)
     pspi_path = dataset.require_file(PSPI_DIR / folder / f"{stem}_facs.txt", "PSPI label file")
     line, pspi = read_scalar(pspi_path, "the PSPI score")
-    if pspi < 0:
-        raise DatasetFormatError(pspi_path, f"expected a PSPI score >= 0, got {pspi}", line)
+    if not 0 <= pspi <= MAX_PSPI:
+        raise DatasetFormatError(pspi_path, f"expected a PSPI score 0..{MAX_PSPI}, got {pspi}", line)
     aus = read_aus(dataset.require_file(FACS_DIR / folder / f"{stem}_facs.txt",
                                         "FACS label file"), FACS_WIDTHS)
     aam = dataset.resolve(AAM_DIR / folder / f"{stem}_aam.txt")

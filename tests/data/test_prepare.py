@@ -129,6 +129,19 @@ def test_a_face_box_without_area_or_outside_the_image_is_refused_or_skipped(box,
     assert inside.error is None and inside.image.max() == 200
 
 
+def test_an_empty_dataset_is_refused_not_written(smoke_benchmark, tmp_path):
+    """Issue 18: a FER+ set whose lists hold only their headers was written as a finished dataset."""
+    data = tmp_path / "data"
+    shutil.copytree(smoke_benchmark / "ferplus", data / "ferplus")
+    for name in ("fer2013.csv", "fer2013new.csv"):
+        path = data / "ferplus" / name
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+    result = _prepare(data, tmp_path / "out", "--datasets", "ferplus")
+    assert result.exit_code == 2, result.output
+    assert f"{data / 'ferplus'}: no labelled images found; expected at least one" in result.output
+    assert not (tmp_path / "out" / "ferplus").exists()
+
+
 def test_missing_test_subject_is_named(smoke_benchmark, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(SMOKE_PARAMS.read_text().replace("101-sy101", "999-nobody"))

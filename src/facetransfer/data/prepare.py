@@ -381,6 +381,8 @@ def prepare_dataset(name: str, data_root: Path, out_root: Path, cfg: PrepareConf
     """Prepare data_root/<name> into out_root/<name> (replaced only when complete); returns meta."""
     plan = PLANNERS[name](Path(data_root) / name, cfg)
     index = plan.index.reset_index(drop=True)
+    if index.empty:  # an empty set written as a finished dataset would pass every later stage's file checks
+        raise DatasetFormatError(Path(data_root) / name, "no labelled images found; expected at least one")
     samples = [replace(smp, masked=split in cfg.mask_splits) for smp, split in zip(plan.samples, index["split"])]
     with atomic_dir(Path(out_root) / name) as tmp:
         errors, mask_rows = write_arrays(tmp, samples, cfg, name, progress, workers)
@@ -394,6 +396,9 @@ def prepare_dataset(name: str, data_root: Path, out_root: Path, cfg: PrepareConf
         counts = {}
         for split in plan.splits:
             rows = index[(index["split"] == split) & index["readable"]]
+            if rows.empty:
+                raise DatasetFormatError(Path(data_root) / name, f"its {split} split has no readable images; "
+                                                                 "expected at least one")
             rows.to_csv(tmp / f"{split}.csv", index=False)
             counts[split] = len(rows)
         unreadable = [e for e in errors if e is not None]

@@ -21,6 +21,18 @@ def test_conflicting_duplicates_keep_one_row_per_image():
     assert picks == {1, 2}  # the kept label is a seeded random choice
 
 
+@pytest.mark.parametrize(("labels", "test_size", "message"), [
+    ([], 0.1, "train.csv: no rows to split into train and val; expected labelled rows"),
+    ([0, 0, 1, 1, 2], 0.4, "train.csv: class(es) [2] have a single row; a stratified train/val split needs at least 2"),
+    ([0, 0, 1, 1, 2, 2], 1, "train.csv: cannot split into train and val ("),  # 1 val row for 3 classes
+])
+def test_a_split_that_cannot_be_made_names_its_rows(labels, test_size, message):
+    """Issue 18: a header-only list or a class with one member ended in sklearn's ValueError traceback."""
+    with pytest.raises(SelectionError) as err:
+        stratified_split(pd.Series(labels, dtype=int), test_size, seed=0, where="train.csv")
+    assert str(err.value).startswith(message)
+
+
 def test_stratified_split_keeps_class_balance():
     labels = pd.Series([0] * 80 + [1] * 20)
     split = stratified_split(labels, 0.1, seed=0)

@@ -296,7 +296,8 @@ def plan_affectnet(root: Path, cfg: PrepareConfig) -> Prepared:
     test = affectnet.read(root, "validation", missing_images=cfg.missing_images)
     train, dup_train = drop_conflicting_duplicates(train, seed)
     test, dup_test = drop_conflicting_duplicates(test, seed)
-    train = train.assign(split=stratified_split(train["label"], cfg.affectnet.val_fraction, seed))
+    where = f"{root}: the training list (prepare.affectnet.val_fraction)"
+    train = train.assign(split=stratified_split(train["label"], cfg.affectnet.val_fraction, seed, where))
     frame = pd.concat([train.sort_values("split", kind="stable"), test.assign(split="test")], ignore_index=True)
     frame = _join_gt(frame, read_groundtruth(root), frame["rel_path"])
     found, footprints = _footprints(root, frame, frame["rel_path"])
@@ -331,7 +332,8 @@ def plan_unbc(root: Path, cfg: PrepareConfig) -> Prepared:
                                  f"subjects are {sorted(frames['subject'].unique())}")
     is_test = frames["subject"].isin(u.test_subjects)
     chosen = select_pain_frames(frames[~is_test], u.train_frames + u.val_frames, cfg.seed)
-    chosen = chosen.assign(split=stratified_split(chosen["pspi"] > 0, u.val_frames, cfg.seed))
+    where = f"{root}: the selected frames (prepare.unbc.val_frames)"
+    chosen = chosen.assign(split=stratified_split(chosen["pspi"] > 0, u.val_frames, cfg.seed, where))
     frame = pd.concat([chosen.sort_values("split", kind="stable"), frames[is_test].assign(split="test")], ignore_index=True)
     rel = _rel(frame["path"], root)
     frame = _join_gt(frame, read_groundtruth(root), rel)

@@ -25,11 +25,22 @@ def drop_conflicting_duplicates(frame: pd.DataFrame, seed: int, key: str = "rel_
     return kept, {"conflicting_images": conflicting, "dropped_rows": len(frame) - len(kept)}
 
 
-def stratified_split(labels: pd.Series, test_size: float | int, seed: int) -> pd.Series:
-    """'train' / 'val' per row, stratified by label (sklearn)."""
+def stratified_split(labels: pd.Series, test_size: float | int, seed: int, where: str = "the rows") -> pd.Series:
+    """'train' / 'val' per row, stratified by label (sklearn). Rows that cannot be split so (none, a class
+    with one row, fewer val rows than classes) raise SelectionError naming `where` (sklearn's own errors
+    name neither the data nor the param)."""
     from sklearn.model_selection import train_test_split  # here: sklearn costs ~2 s at import, every CLI call paid it
 
-    train_idx, val_idx = train_test_split(labels.index, test_size=test_size, random_state=seed, stratify=labels)
+    counts = labels.value_counts()
+    if labels.empty:
+        raise SelectionError(f"{where}: no rows to split into train and val; expected labelled rows")
+    if (counts < 2).any():
+        raise SelectionError(f"{where}: class(es) {sorted(counts[counts < 2].index.tolist())} have a single row; a "
+                             "stratified train/val split needs at least 2 of each")
+    try:
+        train_idx, val_idx = train_test_split(labels.index, test_size=test_size, random_state=seed, stratify=labels)
+    except ValueError as err:
+        raise SelectionError(f"{where}: cannot split into train and val ({err})") from None
     return pd.Series("train", index=labels.index).where(~labels.index.isin(val_idx), "val")
 
 

@@ -58,6 +58,20 @@ def test_bad_params_files_give_one_line_naming_the_file(tmp_path, content, culpr
     assert not (tmp_path / "d").exists()  # nothing written
 
 
+@pytest.mark.parametrize("option", ["--out", "--plots", "--metrics", "--run-id"])
+def test_an_output_that_cannot_be_written_stops_training_before_it_starts(tmp_path, option):
+    """Issue 18: an output folder that was a file was found only after training finished. Here the data does
+    not even exist: the outputs are checked first, so the error is about them."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    outputs = {"--out": tmp_path / "m", "--plots": tmp_path / "p", "--metrics": tmp_path / "x.json",
+               "--run-id": tmp_path / "r.json"} | {option: blocker / "inside"}
+    result = runner.invoke(app, ["train-emotion", "--data", str(tmp_path / "no-data"), "--checkpoint", str(tmp_path / "c.pt"),
+                                 *[str(v) for kv in outputs.items() for v in kv], "--params", "params.yaml"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {blocker}: is a file; expected a folder, to hold {blocker / 'inside'}"
+
+
 def test_unknown_au_to_suppress_is_rejected(tmp_path):
     result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--suppress-aus", "14,99"])
     assert result.exit_code == 2 and "[99]" in result.output

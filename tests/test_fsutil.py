@@ -1,13 +1,15 @@
-"""fsutil: atomic writes and the fast YAML reader every stage uses for params.yaml and dvc.lock."""
+"""fsutil: atomic writes, the fast YAML reader every stage uses for params.yaml and dvc.lock, array and output checks."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 import yaml
 
-from facetransfer.data.errors import DatasetFormatError
-from facetransfer.fsutil import load_array, read_yaml
+from facetransfer.data.errors import DatasetFormatError, OutputError
+from facetransfer.fsutil import check_outputs, load_array, read_yaml
 from facetransfer.training.data import load_split
 from tests.conftest import REPO
 
@@ -49,3 +51,27 @@ def test_a_truncated_or_foreign_array_is_named(tmp_path):
         load_split(tmp_path, "train")
     with pytest.raises(FileNotFoundError):
         load_array(tmp_path / "missing.npy")
+
+
+def test_check_outputs_finds_what_cannot_be_written_before_any_work(tmp_path):
+    """Issue 18: an output folder that was a file was found only after training finished."""
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    check_outputs(folders=[tmp_path / "new" / "deeper"], files=[tmp_path / "m" / "metrics.json"])  # fine: made later
+    cases = [
+        ({"folders": [a_file]}, a_file, "is a file; expected a folder (or nothing) there"),
+        ({"folders": [a_file / "model"]}, a_file, f"is a file; expected a folder, to hold {a_file / 'model'}"),
+        ({"files": [tmp_path]}, tmp_path, "is a folder; expected a file path for this output"),
+        ({"files": [a_file / "metrics.json"]}, a_file, "is a file; expected a folder"),
+    ]
+    for kwargs, culprit, message in cases:
+        with pytest.raises(OutputError) as err:
+            check_outputs(**kwargs)
+        assert str(err.value).startswith(f"{culprit}: {message}"), str(err.value)
+
+
+def test_check_outputs_refuses_a_folder_it_may_not_write(tmp_path, monkeypatch):
+    """Permission bits do not stop root (as CI runs), so the access check is what is tested here."""
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(OutputError, match=f"{tmp_path}: is not writable; expected to write {tmp_path / 'out'} there"):
+        check_outputs(folders=[tmp_path / "out"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,3 +64,24 @@ def load_array(path: str | os.PathLike[str]) -> np.ndarray:
     except (ValueError, OSError, EOFError) as err:
         raise DatasetFormatError(path, f"not a readable .npy array ({str(err).splitlines()[0][:120]}); expected the "
                                        "file `facetransfer prepare` wrote: prepare again") from None
+
+
+def check_outputs(folders: Iterable[str | os.PathLike[str]] = (), files: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Raise OutputError before any work when an output cannot be written: a file where an output folder is
+    (or where one must be made), a folder where an output file goes, or a nearest existing folder this
+    process may not write. A stage that trains for an hour should not find that out at the end."""
+    from facetransfer.data.errors import OutputError
+
+    wanted = [(Path(f), "folder") for f in folders] + [(Path(f), "file") for f in files]
+    for path, kind in wanted:
+        if kind == "folder" and path.exists() and not path.is_dir():
+            raise OutputError(path, "is a file; expected a folder (or nothing) there for this stage's outputs")
+        if kind == "file" and path.is_dir():
+            raise OutputError(path, "is a folder; expected a file path for this output")
+        existing = path if kind == "folder" else path.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OutputError(existing, f"is a file; expected a folder, to hold {path}")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise OutputError(existing, f"is not writable; expected to write {path} there")

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facetransfer.config import ConfigError
-from facetransfer.data.errors import DatasetFormatError, ModelFileError
+from facetransfer.data.errors import DatasetFormatError, ModelFileError, OutputError
 from facetransfer.data.splits import SelectionError
 
 app = typer.Typer(
@@ -26,7 +26,7 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 # Errors a user can fix: reported as one line, exit status 2, no traceback.
-USER_ERRORS = (ConfigError, DatasetFormatError, ModelFileError, SelectionError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DatasetFormatError, ModelFileError, OutputError, SelectionError, FileNotFoundError)
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="Params file; the command reads its own section.")]
 DatasetsOption = Annotated[str, typer.Option(help="Comma-separated subset of: affectnet,unbc,ckplus,ferplus.")]

@@ -19,6 +19,7 @@ from facetransfer.cli.train import (
     epoch_reporter,
 )
 from facetransfer.config import load_section
+from facetransfer.fsutil import check_outputs
 
 
 def _check_data(data: Path, heads_data: Path, au: int) -> None:
@@ -69,6 +70,7 @@ def train_control(
             name = control_name(suppressed_au) if seed is None else positive_seed_name(suppressed_au, seed)
         if not negative:
             _check_data(data, heads_data, suppressed_au)
+        check_outputs(folders=[out, out / "head"], files=[metrics, run_id, checkpoint])
         tags = tracking.run_tags("train_control", Path.cwd(), control=name)
         with tracking.start_run("facetransfer", f"train-control/{name}", params=cfg.model_dump(mode="json"),
                                 tags=tags, system_metrics=True) as run, \

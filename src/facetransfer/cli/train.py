@@ -18,7 +18,7 @@ from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, SeedOption, app, err_console, user_errors
 from facetransfer.config import load_section
 from facetransfer.data.labels import EMOTIONS, PAIN_CLASSES
-from facetransfer.fsutil import write_json_atomic
+from facetransfer.fsutil import check_outputs, write_json_atomic
 
 if TYPE_CHECKING:  # torch and the training code load only when a command runs: `--help` stays fast
     import pandas as pd
@@ -109,6 +109,11 @@ def _finish(trained: stages.Trained, classes: tuple[str, ...], out: Path, metric
     return numbers
 
 
+def _check_outputs(out: Path, metrics: Path, plots: Path, run_id: Path, checkpoint: Path) -> None:
+    """Every output of a training command can be written: checked before the training, not after it."""
+    check_outputs(folders=[out, plots], files=[metrics, run_id, checkpoint])
+
+
 def _run_tags(stage: str, **extra) -> dict:
     return tracking.run_tags(stage, Path.cwd(), **extra)
 
@@ -126,6 +131,7 @@ def train_emotion(data: DataOption, out: OutOption, metrics: MetricsOption, plot
 
     with user_errors():
         cfg = load_section(params, "train_emotion")
+        _check_outputs(out, metrics, plots, run_id, checkpoint)
         with tracking.start_run("facetransfer", "train-emotion", params=cfg.model_dump(mode="json"),
                                 tags=_run_tags("train_emotion", freeze_blocks="none"), system_metrics=True) as run, \
                 epoch_reporter("train-emotion", cfg.epochs, run) as report:
@@ -149,6 +155,7 @@ def train_pain(source: SourceOption, data: DataOption, freeze_blocks: Annotated[
 
     with user_errors():
         cfg = load_section(params, "train_pain").with_seed(seed)
+        _check_outputs(out, metrics, plots, run_id, checkpoint)
         name = f"FreezeB{freeze_blocks}"
         with tracking.start_run("facetransfer", f"train-pain/{name}/seed{seed}", params=cfg.model_dump(mode="json"),
                                 tags=_run_tags("train_pain", freeze_blocks=freeze_blocks, seed=seed),
@@ -175,6 +182,7 @@ def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metr
 
     with user_errors():
         cfg = load_section(params, "retrain_emotion").with_seed(seed)
+        _check_outputs(out, metrics, plots, run_id, checkpoint)
         source_freeze = stages.load_model(source, ("train_pain",))[1].get("freeze_blocks")
         name = f"FreezeB{source_freeze}"
         with tracking.start_run("facetransfer", f"retrain-emotion/{name}/seed{seed}", params=cfg.model_dump(mode="json"),

@@ -13,7 +13,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, SeedOption, app, user_errors
 from facetransfer.config import ConfigError, load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 # trainee.model.name -> how figures and reports name it
 ARCHITECTURES = {"resnet10": "ResNet-10", "resnet18": "ResNet-18", "mobilenet_v2": "MobileNetV2"}
@@ -45,6 +45,7 @@ def train_trainee(
         for name in names:
             if name not in known:
                 raise ConfigError(f"--variant {name!r}: expected one of {', '.join(known)}")
+        check_outputs(folders=[out, metrics, plots, run_id])
         methods = sorted({known[name].masked for name in names if known[name].masked})
         # A missing or mismatched input fails here, before any training; the validation labels serve every variant.
         val_labels = core.load_inputs(data, masked, methods).val_labels

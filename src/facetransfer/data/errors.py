@@ -1,4 +1,5 @@
-"""The error types for malformed input files: datasets (the readers) and model files (the stages that load them)."""
+"""The error types for files a user gave: malformed datasets (the readers), model files (the stages that load
+them) and output locations that cannot be written."""
 
 from __future__ import annotations
 
@@ -25,11 +26,8 @@ class DatasetFormatError(ValueError):
         return type(self), (self.path, self.message, self.line)
 
 
-class ModelFileError(ValueError):
-    """A model file is unreadable, not a facetransfer model, or not the kind the stage needs.
-
-    str() is one line: "<path>: <message>".
-    """
+class PathError(ValueError):
+    """A file or folder the user named cannot serve. str() is one line: "<path>: <message>"."""
 
     def __init__(self, path: str | os.PathLike[str], message: str):
         self.path = Path(path)
@@ -38,3 +36,12 @@ class ModelFileError(ValueError):
 
     def __reduce__(self):
         return type(self), (self.path, self.message)
+
+
+class ModelFileError(PathError):
+    """A model file is unreadable, not a facetransfer model, or not the kind the stage needs."""
+
+
+class OutputError(PathError):
+    """An output location cannot be written (a file where a folder must be, or no permission): found before
+    any work starts."""

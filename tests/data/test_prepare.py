@@ -142,6 +142,21 @@ def test_an_empty_dataset_is_refused_not_written(smoke_benchmark, tmp_path):
     assert not (tmp_path / "out" / "ferplus").exists()
 
 
+def test_an_image_in_both_the_training_and_the_test_list_is_refused(smoke_benchmark, tmp_path):
+    """Issue 18: an AffectNet image listed for training and for testing had been accepted."""
+    data = tmp_path / "data"
+    shutil.copytree(smoke_benchmark / "affectnet", data / "affectnet")
+    lists = data / "affectnet" / "Manually_Annotated_file_lists"
+    shared = (lists / "validation.csv").read_text().splitlines()[1]
+    with (lists / "training.csv").open("a") as handle:
+        handle.write(shared + "\n")
+    result = _prepare(data, tmp_path / "out", "--datasets", "affectnet")
+    assert result.exit_code == 2, result.output
+    assert f"{lists / 'training.csv'}: 1 image(s) also in the test (validation) list, e.g. {shared.split(',')[0]}" \
+        in result.output
+    assert not (tmp_path / "out" / "affectnet").exists()
+
+
 def test_missing_test_subject_is_named(smoke_benchmark, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(SMOKE_PARAMS.read_text().replace("101-sy101", "999-nobody"))

@@ -290,12 +290,21 @@ def _footprints(root: Path, frame: pd.DataFrame, keys: pd.Series) -> tuple:
     return found, found.by_image(keys, counterfactuals.shown_aus(frame))
 
 
+def _disjoint(train: pd.Series, test: pd.Series, where: Path) -> None:
+    """An image listed for training and for testing would score the model on what it learned: refused."""
+    both = sorted(set(train) & set(test))
+    if both:
+        raise DatasetFormatError(where, f"{len(both)} image(s) also in the test (validation) list, e.g. {both[0]}; "
+                                        "expected disjoint training and test lists")
+
+
 def plan_affectnet(root: Path, cfg: PrepareConfig) -> Prepared:
     seed = cfg.seed
     train = affectnet.read(root, "training", missing_images=cfg.missing_images)
     test = affectnet.read(root, "validation", missing_images=cfg.missing_images)
     train, dup_train = drop_conflicting_duplicates(train, seed)
     test, dup_test = drop_conflicting_duplicates(test, seed)
+    _disjoint(train["rel_path"], test["rel_path"], root / affectnet.LISTS_DIR / "training.csv")
     where = f"{root}: the training list (prepare.affectnet.val_fraction)"
     train = train.assign(split=stratified_split(train["label"], cfg.affectnet.val_fraction, seed, where))
     frame = pd.concat([train.sort_values("split", kind="stable"), test.assign(split="test")], ignore_index=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import subprocess
 import time
@@ -17,6 +18,7 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: no backend, nothing to close
 from mlflow.tracking import MlflowClient
 
+from facetransfer.tracking import mlflow_store
 from facetransfer.tracking import (
     artifact_root,
     dvc_data_hash,
@@ -311,3 +313,36 @@ def test_run_timings_read_back_each_finished_run(repo):
     assert timings[run.run_id]["epoch_seconds"] == 4.0 and timings[plain.run_id]["epoch_seconds"] == 0.0
     assert timings[run.run_id]["name"] == "train-pain/FreezeB0"
     assert timings[run.run_id]["start_ms"] <= timings[run.run_id]["end_ms"] <= timings[plain.run_id]["start_ms"]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_line_within_seconds(tmp_path, monkeypatch):
+    """Issue 18: MLFLOW_TRACKING_URI at a server that is not there sat silent for 255 s, then printed a 137-line
+    traceback chain."""
+    from typer.testing import CliRunner
+
+    from facetransfer.cli import app
+
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for name in mlflow_store.HTTP_RETRY_DEFAULTS:  # unset for the test, restored (or removed) after it
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["track-init"])
+    assert time.monotonic() - start < 30
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: MLFLOW_TRACKING_URI={uri}: no MLflow server answers ([Errno 111] Connection refused); expected a "
+        "running `mlflow server` there, or unset MLFLOW_TRACKING_URI to log to ./mlflow.db"]
+    # MLflow's own retries are bounded for the rest of the run (a server lost mid-run fails in under a minute)
+    assert {name: os.environ[name] for name in mlflow_store.HTTP_RETRY_DEFAULTS} == \
+        mlflow_store.HTTP_RETRY_DEFAULTS
+    mlflow_store.check_server(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a local store is not probed

@@ -198,5 +198,6 @@ def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metr
 @app.command("track-init")
 def track_init() -> None:
     """Create the MLflow tracking store once (SQLite mlflow.db + mlruns/), before stages run in parallel."""
-    tracking.init_store()
+    with user_errors():
+        tracking.init_store()
     typer.echo(f"MLflow store ready: {tracking.tracking_uri()}")

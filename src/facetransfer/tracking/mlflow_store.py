@@ -29,6 +29,7 @@ from urllib.parse import unquote
 
 import yaml
 
+from facetransfer.config import ConfigError
 from facetransfer.fsutil import read_yaml, write_json_atomic
 
 if TYPE_CHECKING:
@@ -37,6 +38,16 @@ if TYPE_CHECKING:
 
 DB_NAME = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
+# A remote server that stops answering: MLflow's defaults (7 retries, backoff factor 2, 120 s a request)
+# kept a stage silent for minutes. These bound a lost server to well under a minute; the environment
+# variables still win where set.
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+SERVER_PROBE_TIMEOUT_S = 5.0
+
+
+class TrackingUnavailable(ConfigError):
+    """`MLFLOW_TRACKING_URI` names a server that does not answer: one line, exit 2 (a user error)."""
 # MLflow rejects a log_batch with more than 100 params or tags, or 1000 metrics.
 _MAX_PARAMS_PER_CALL = 100
 _MAX_METRICS_PER_CALL = 1000
@@ -108,9 +119,31 @@ def init_store(uri: str | None = None) -> None:
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
+    check_server(uri)
     with _init_lock(uri):
         # Building the store creates tables, migrates, and adds the Default experiment.
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+def check_server(uri: str) -> None:
+    """For an http(s) tracking URI: the server's /health answers within SERVER_PROBE_TIMEOUT_S, else
+    TrackingUnavailable naming the URI (MLflow itself retried for minutes, then printed a long traceback).
+    Also bounds MLflow's own retries for the rest of the process (HTTP_RETRY_DEFAULTS)."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    for name, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_PROBE_TIMEOUT_S) as answer:
+            answer.read()
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingUnavailable(f"MLFLOW_TRACKING_URI={uri}: no MLflow server answers ({reason}); expected a "
+                                  "running `mlflow server` there, or unset MLFLOW_TRACKING_URI to log to ./mlflow.db") \
+            from None
 
 
 # --- runs ----------------------------------------------------------------------------------------

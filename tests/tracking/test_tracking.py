@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -346,3 +347,22 @@ def test_a_tracking_server_that_does_not_answer_is_one_line_within_seconds(tmp_p
     assert {name: os.environ[name] for name in mlflow_store.HTTP_RETRY_DEFAULTS} == \
         mlflow_store.HTTP_RETRY_DEFAULTS
     mlflow_store.check_server(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a local store is not probed
+
+
+def test_sigterm_ends_the_run_killed_not_running(tmp_path):
+    """Issue 18: SIGTERM left the MLflow run RUNNING forever."""
+    import signal
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = ("import sys, time\n"
+              "from facetransfer.tracking import start_run\n"
+              f"with start_run('e', 'terminated', uri={uri!r}):\n"
+              "    print('open', flush=True)\n"
+              "    time.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "open"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) != 0
+    runs = MlflowClient(tracking_uri=uri).search_runs(
+        [MlflowClient(tracking_uri=uri).get_experiment_by_name("e").experiment_id])
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("terminated", "KILLED")]

@@ -292,7 +292,7 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     where it finds one) in a thread while the run is open (`system/...` metrics).
     With `nested`, the run is a child of the run open in this process (the UI shows it under it).
 
-    The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C);
+    The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C or SIGTERM);
     the exception propagates either way.
     """
     import mlflow
@@ -306,9 +306,10 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     logger = RunLogger(run.info.run_id)
     status = "FAILED"
     try:
-        logger.log_params(params or {})
-        logger.set_tags(tags or {})
-        yield logger
+        with _terminate_as_interrupt():
+            logger.log_params(params or {})
+            logger.set_tags(tags or {})
+            yield logger
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -316,6 +317,28 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     finally:
         logger._open = False
         mlflow.end_run(status=status)
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what `kill`, DVC and schedulers send) raises KeyboardInterrupt while a run is open, as Ctrl-C
+    does, so the run ends KILLED instead of staying RUNNING forever. Only in the main thread (where Python
+    handles signals) and only over the default action: a handler someone else installed is kept."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum: int, frame) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 # --- provenance ----------------------------------------------------------------------------------

@@ -205,6 +205,20 @@ def test_check_finite_names_the_learning_rate_to_lower():
         check_finite(float("nan"), 0, "controls.head.optimizer.lr")
 
 
+def test_a_corrupt_checkpoint_is_moved_aside_and_training_starts_over(prepared, tmp_path, capsys):
+    """Issue 18: a truncated checkpoint ended the stage in torch's traceback."""
+    checkpoint = tmp_path / "last.pt"
+    _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"epochs": 1}), checkpoint=checkpoint, run_key="k")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    epochs_run = []
+    result = _fit(_model(), prepared, checkpoint=checkpoint, run_key="k", on_epoch=lambda r: epochs_run.append(r["epoch"]))
+    assert epochs_run == [1, 2, 3] and _same(result.best_state, _fit(_model(), prepared).best_state)
+    aside = tmp_path / "last.pt.corrupt"
+    assert aside.is_file() and len(aside.read_bytes()) == 500
+    assert capsys.readouterr().err.strip() == (f"warning: {checkpoint}: unreadable checkpoint (RuntimeError); moved to "
+                                               f"{aside}, training starts over")
+
+
 def test_checkpoint_of_another_config_is_not_resumed(prepared, tmp_path):
     checkpoint = tmp_path / "last.pt"
     _fit(_model(), prepared, checkpoint=checkpoint, run_key="old")

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -283,8 +284,12 @@ def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: 
             scheduler: ReduceLROnPlateau | None) -> dict:
     if checkpoint is None or not checkpoint.is_file():
         return _fresh_state()
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if saved.get("run_key") != run_key:
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types on a truncated file: all mean "cannot resume"
+        _move_aside(checkpoint, err)
+        return _fresh_state()
+    if not isinstance(saved, dict) or saved.get("run_key") != run_key:
         return _fresh_state()  # a checkpoint of another configuration: start over
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
@@ -293,6 +298,15 @@ def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: 
     state = {k: saved[k] for k in _fresh_state()}
     state["history"] = [dict(r) for r in state["history"]]
     return state
+
+
+def _move_aside(checkpoint: Path, err: Exception) -> None:
+    """An unreadable checkpoint (a disk full mid-write, a copy cut short) is kept as <name>.corrupt for a look,
+    said on stderr, and training starts over: losing a few epochs beats failing or resuming garbage."""
+    aside = checkpoint.with_name(checkpoint.name + ".corrupt")
+    checkpoint.replace(aside)
+    print(f"warning: {checkpoint}: unreadable checkpoint ({type(err).__name__}); moved to {aside}, training starts "
+          "over", file=sys.stderr, flush=True)
 
 
 def _save(checkpoint: Path, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer,

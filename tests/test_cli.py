@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from facetransfer.cli import app
+from facetransfer.config import ConfigError
 
 runner = CliRunner()
 
@@ -70,6 +71,19 @@ def test_an_output_that_cannot_be_written_stops_training_before_it_starts(tmp_pa
                                  *[str(v) for kv in outputs.items() for v in kv], "--params", "params.yaml"])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {blocker}: is a file; expected a folder, to hold {blocker / 'inside'}"
+
+
+def test_debug_shows_a_user_error_s_traceback_too(tmp_path, monkeypatch):
+    """Issue 18: one line for user errors; the traceback only for a bug or with --debug."""
+    monkeypatch.delenv("FACETRANSFER_DEBUG", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text("synth: {image_size: big}\n")
+    args = ["synth", "--out", str(tmp_path / "d"), "--params", str(params)]
+    quiet = runner.invoke(app, args)
+    assert quiet.exit_code == 2 and quiet.exception.__class__ is SystemExit
+    monkeypatch.setenv("FACETRANSFER_DEBUG", "")  # so that --debug's setting is undone after the test
+    loud = runner.invoke(app, ["--debug", *args])
+    assert "synth.image_size" in loud.output and isinstance(loud.exception, ConfigError) and loud.exit_code == 1
 
 
 def test_unknown_au_to_suppress_is_rejected(tmp_path):

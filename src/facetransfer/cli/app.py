@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,13 +35,27 @@ WorkersOption = Annotated[int, typer.Option(min=1, help="Worker processes.")]
 SeedOption = Annotated[int, typer.Option(min=0, help="Training seed of this run (the pipeline runs each of study.seeds).")]
 
 
+# `facetransfer --debug <stage>` or FACETRANSFER_DEBUG=1 (for stages DVC runs): user errors show their traceback too.
+DEBUG_ENV = "FACETRANSFER_DEBUG"
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="On a user error, show the traceback too (also: "
+                                                                   f"{DEBUG_ENV}=1).")] = False) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a user-fixable error into `error: <one line>` on stderr and exit status 2."""
+    """Turn a user-fixable error into `error: <one line>` on stderr and exit status 2 (with --debug, the line
+    and then the exception with its traceback)."""
     try:
         yield
     except USER_ERRORS as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
         raise typer.Exit(2) from None
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -84,6 +88,24 @@ def test_debug_shows_a_user_error_s_traceback_too(tmp_path, monkeypatch):
     monkeypatch.setenv("FACETRANSFER_DEBUG", "")  # so that --debug's setting is undone after the test
     loud = runner.invoke(app, ["--debug", *args])
     assert "synth.image_size" in loud.output and isinstance(loud.exception, ConfigError) and loud.exit_code == 1
+
+
+def test_a_stage_that_fails_inside_its_mlflow_run_still_says_one_line(tmp_path):
+    """Issue 18: stderr is the error's one line, not six MLflow INFO lines before it (the entry point sets
+    MLFLOW_LOGGING_LEVEL=WARNING unless the environment says otherwise). A real process, as a user runs it."""
+    foreign = tmp_path / "foreign.pt"
+    foreign.write_text("not a model\n")
+    args = ["train-pain", "--source", str(foreign), "--data", str(tmp_path / "d"), "--freeze-blocks", "0",
+            "--out", str(tmp_path / "o"), "--metrics", str(tmp_path / "m.json"), "--plots", str(tmp_path / "p"),
+            "--run-id", str(tmp_path / "r.json"), "--checkpoint", str(tmp_path / "c.pt"), "--params", "params.yaml"]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_LOGGING_LEVEL", "FACETRANSFER_WARM")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run([sys.executable, "-c", "from facetransfer.launcher import main; main()", *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {foreign}: not a readable torch file (UnpicklingError); "
+                                                 "expected a model.pt written by a facetransfer training stage"]
+    assert not (tmp_path / "o").exists() and not (tmp_path / "m.json").exists()
 
 
 def test_unknown_au_to_suppress_is_rejected(tmp_path):

@@ -10,6 +10,9 @@ import sys
 
 
 def main() -> None:
+    # MLflow logs INFO lines on stderr at every run (tables created, system metrics started and stopped), so a
+    # user error's one line came after six others. WARNING keeps its warnings; the environment still wins.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     address = os.environ.get("FACETRANSFER_WARM")  # facetransfer.warm.ENV, not imported here to stay light
     if address:
         from facetransfer.warm import run_through_server

@@ -78,9 +78,8 @@ def load_model(path: str | Path, stages: tuple[str, ...] | None = None) -> tuple
     except FileNotFoundError:
         raise
     except Exception as err:  # torch.load raises many types on a truncated or foreign file; all are the file's fault
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ModelFileError(path, f"not a readable torch file ({type(err).__name__}: {first[:120]}); expected a model.pt "
-                                   "written by a facetransfer training stage") from None
+        raise ModelFileError(path, f"not a readable torch file ({type(err).__name__}); expected a model.pt written by "
+                                   "a facetransfer training stage") from None
     if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
         found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
         raise ModelFileError(path, f"not a facetransfer model (format {found!r}, expected {MODEL_FORMAT})")

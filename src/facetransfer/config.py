@@ -517,6 +517,11 @@ class TraineeModel(Frozen):
     name: Literal["resnet10", "resnet18", "mobilenet_v2"] = "resnet10"
     width: float = Field(1.0, gt=0.0, le=1.0)  # MobileNetV2's width multiplier; the ResNets take none
 
+    @property
+    def title(self) -> str:
+        """How figures and reports name it."""
+        return {"resnet10": "ResNet-10", "resnet18": "ResNet-18", "mobilenet_v2": "MobileNetV2"}[self.name]
+
     @model_validator(mode="after")
     def _width(self) -> "TraineeModel":
         if self.width != 1.0 and self.name != "mobilenet_v2":

@@ -51,7 +51,6 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
     return yaml.load(Path(path).read_text(), Loader=loader)  # noqa: S506 (a safe loader)
 
 
-
 def load_array(path: str | os.PathLike[str]) -> np.ndarray:
     """A prepared .npy array, memory-mapped (read-only). A truncated or foreign file raises DatasetFormatError
     naming it (np.load's own ValueError says neither which file nor what to do)."""

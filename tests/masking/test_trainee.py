@@ -83,6 +83,7 @@ def test_unknown_variant_names_are_rejected():
 
 def test_only_mobilenet_takes_a_width_and_the_old_width_key_is_refused():
     assert TraineeConfig(model={"name": "mobilenet_v2", "width": 0.35}).model.width == 0.35
+    assert TraineeConfig().model.title == "ResNet-10"  # what the curves and the report call it
     with pytest.raises(ValueError, match="only mobilenet_v2 takes a width multiplier, got width 0.5 for resnet10"):
         TraineeConfig(model={"name": "resnet10", "width": 0.5})
     with pytest.raises(ValueError, match="width"):

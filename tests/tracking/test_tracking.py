@@ -346,7 +346,7 @@ def test_a_tracking_server_that_does_not_answer_is_one_line_within_seconds(tmp_p
     # MLflow's own retries are bounded for the rest of the run (a server lost mid-run fails in under a minute)
     assert {name: os.environ[name] for name in mlflow_store.HTTP_RETRY_DEFAULTS} == \
         mlflow_store.HTTP_RETRY_DEFAULTS
-    mlflow_store.check_server(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a local store is not probed
+    init_store(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a local store is not probed
 
 
 def test_sigterm_ends_the_run_killed_not_running(tmp_path):

@@ -197,12 +197,12 @@ def test_a_diverged_epoch_stops_training_naming_epoch_and_section_and_is_not_che
 
 
 def test_check_finite_names_the_learning_rate_to_lower():
-    check_finite(0.5, 0, "trainee.lr")
+    check_finite(0.5, 0, "trainee", "lr")
     with pytest.raises(TrainingDiverged, match=r"^trainee: training diverged in epoch 3 \(mean training loss inf\); "
                                                r"expected a finite loss: lower trainee.lr$"):
-        check_finite(float("inf"), 2, "trainee.lr")
+        check_finite(float("inf"), 2, "trainee", "lr")
     with pytest.raises(TrainingDiverged, match=r"^controls.head: .* lower controls.head.optimizer.lr$"):
-        check_finite(float("nan"), 0, "controls.head.optimizer.lr")
+        check_finite(float("nan"), 0, "controls.head")
 
 
 def test_a_corrupt_checkpoint_is_moved_aside_and_training_starts_over(prepared, tmp_path, capsys):

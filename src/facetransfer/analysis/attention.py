@@ -89,7 +89,7 @@ def train(model: nn.Module, images: np.ndarray, labels: np.ndarray, cfg: Attenti
             dataset.set_epoch(epoch)
             loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator)
             losses.append(train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, device, dtype))
-            check_finite(losses[-1], epoch, "attention_study.lr")
+            check_finite(losses[-1], epoch, "attention_study", "lr")
     return losses
 
 

@@ -15,9 +15,6 @@ from facetransfer.cli.app import ParamsOption, SeedOption, app, user_errors
 from facetransfer.config import ConfigError, load_section
 from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
-# trainee.model.name -> how figures and reports name it
-ARCHITECTURES = {"resnet10": "ResNet-10", "resnet18": "ResNet-18", "mobilenet_v2": "MobileNetV2"}
-
 
 @app.command("train-trainee")
 def train_trainee(
@@ -201,7 +198,7 @@ def trainee_report(
         readable = _across_seeds_table(table)
         detail = pd.concat({s: t for s, t in by_seed.items()}, names=["seed"])
         curves_figure = learning_curves(_mean_curves({s: outputs[s][1] for s in study.seeds}), cfg.target_f1,
-                                        n_seeds=len(study.seeds), architecture=ARCHITECTURES[cfg.model.name])
+                                        n_seeds=len(study.seeds), architecture=cfg.model.title)
         confusion_figure = confusion_pair(matrices, list(EMOTIONS))
         with atomic_dir(out) as tmp:
             readable.to_csv(tmp / "summary.csv")
@@ -209,7 +206,7 @@ def trainee_report(
             detail.to_csv(tmp / "by_seed.csv")
             curves_figure.savefig(tmp / "curves.png", dpi=120)
             confusion_figure.savefig(tmp / "confusion.png", dpi=120)
-        result = {"trainee": ARCHITECTURES[cfg.model.name], "seeds": list(study.seeds), "detail_seed": study.detail_seed,
+        result = {"trainee": cfg.model.title, "seeds": list(study.seeds), "detail_seed": study.detail_seed,
                   "across_seeds": table, "verdict": verdict,
                   "by_seed": {str(s): {name: {k: _finite_or_none(float(v)) for k, v in row.items()}
                                        for name, row in t.iterrows()} for s, t in by_seed.items()},

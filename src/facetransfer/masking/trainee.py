@@ -151,7 +151,7 @@ def run_epochs(variant: Variant, train: dict[str, np.ndarray], train_labels: np.
             optimizer.step()
             total += loss.item() * len(idx)
             step += 1
-        check_finite(total / len(y_all), epoch, "trainee.lr")
+        check_finite(total / len(y_all), epoch, "trainee", "lr")
         val_loss, val_f1, _ = evaluate(model, val_images, val_labels, cfg.batch_size)
         history.append({"epoch": epoch + 1, "step": step, "images": source, "train_loss": total / len(y_all),
                         "val_loss": val_loss, "val_macro_f1": val_f1})

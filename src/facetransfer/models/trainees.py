@@ -15,6 +15,7 @@ from torch import nn
 from torchvision.models import mobilenet_v2, resnet18
 from torchvision.models.resnet import BasicBlock, ResNet
 
+
 def build_resnet10(num_classes: int, width: float = 1.0) -> nn.Module:
     """torchvision ResNet with one BasicBlock per stage (channels 64-512; 4.9 M parameters at 8 classes), random init."""
     _no_width("resnet10", width)

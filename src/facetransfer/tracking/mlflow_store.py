@@ -38,9 +38,12 @@ if TYPE_CHECKING:
 
 DB_NAME = "mlflow.db"
 ARTIFACT_DIR = "mlruns"
+# MLflow rejects a log_batch with more than 100 params or tags, or 1000 metrics.
+_MAX_PARAMS_PER_CALL = 100
+_MAX_METRICS_PER_CALL = 1000
 # A remote server that stops answering: MLflow's defaults (7 retries, backoff factor 2, 120 s a request)
 # kept a stage silent for minutes. These bound a lost server to well under a minute; the environment
-# variables still win where set.
+# variables still win where set. The timeout is per wait for the server, not per transfer.
 HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 SERVER_PROBE_TIMEOUT_S = 5.0
@@ -48,9 +51,6 @@ SERVER_PROBE_TIMEOUT_S = 5.0
 
 class TrackingUnavailable(ConfigError):
     """`MLFLOW_TRACKING_URI` names a server that does not answer: one line, exit 2 (a user error)."""
-# MLflow rejects a log_batch with more than 100 params or tags, or 1000 metrics.
-_MAX_PARAMS_PER_CALL = 100
-_MAX_METRICS_PER_CALL = 1000
 
 
 # --- where the store lives ---------------------------------------------------------------------
@@ -119,23 +119,25 @@ def init_store(uri: str | None = None) -> None:
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
-    check_server(uri)
+    if _is_remote(uri):
+        for name, value in HTTP_RETRY_DEFAULTS.items():  # for the rest of this process
+            os.environ.setdefault(name, value)
+        check_server(uri)
     with _init_lock(uri):
         # Building the store creates tables, migrates, and adds the Default experiment.
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
 def check_server(uri: str) -> None:
-    """For an http(s) tracking URI: the server's /health answers within SERVER_PROBE_TIMEOUT_S, else
-    TrackingUnavailable naming the URI (MLflow itself retried for minutes, then printed a long traceback).
-    Also bounds MLflow's own retries for the rest of the process (HTTP_RETRY_DEFAULTS)."""
+    """The tracking server at http(s) `uri` answers /health within SERVER_PROBE_TIMEOUT_S, else
+    TrackingUnavailable naming the URI (MLflow itself retried for minutes, then printed a long traceback)."""
     import urllib.error
     import urllib.request
 
-    if not uri.startswith(("http://", "https://")):
-        return
-    for name, value in HTTP_RETRY_DEFAULTS.items():
-        os.environ.setdefault(name, value)
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_PROBE_TIMEOUT_S) as answer:
             answer.read()

@@ -171,13 +171,12 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, op
     return total.item() / max(count, 1)
 
 
-def check_finite(train_loss: float, epoch: int, lr_param: str) -> None:
+def check_finite(train_loss: float, epoch: int, section: str, lr_key: str = "optimizer.lr") -> None:
     """Stop on a non-finite mean training loss of `epoch` (0-based): NaN weights would give a model whose
-    metrics look finished. `lr_param` is the params key to lower, named in the error."""
+    metrics look finished. The error names the params `section` and its learning-rate key to lower."""
     if not math.isfinite(train_loss):
-        section = lr_param.rsplit(".lr", 1)[0].removesuffix(".optimizer")
         raise TrainingDiverged(f"{section}: training diverged in epoch {epoch + 1} (mean training loss {train_loss}); "
-                               f"expected a finite loss: lower {lr_param}")
+                               f"expected a finite loss: lower {section}.{lr_key}")
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
@@ -249,7 +248,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.
         loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator,
                             num_workers=workers, pin_memory=device.type == "cuda")
         train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device, dtype)
-        check_finite(train_loss, epoch, f"{section}.optimizer.lr")
+        check_finite(train_loss, epoch, section)
         val_pred = predict(model, val_set, settings.batch_size, device).argmax(1)
         score = macro_recall(val_labels, val_pred, n_classes)
         if scheduler is not None:

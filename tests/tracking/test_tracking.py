@@ -349,6 +349,43 @@ def test_a_tracking_server_that_does_not_answer_is_one_line_within_seconds(tmp_p
     init_store(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a local store is not probed
 
 
+# A stage's run as the launcher reports it: user errors one line on stderr, exit status 2.
+_RUN_THEN_LOG = """
+import sys, typer
+from facetransfer.cli.app import user_errors
+from facetransfer.tracking import start_run
+try:
+    with user_errors(), start_run("e", "lost") as run:
+        print("open", flush=True)
+        sys.stdin.readline()  # the test stops the server meanwhile
+        run.log_metrics({"loss": 1.0}, step=1)
+except typer.Exit as done:
+    sys.exit(done.exit_code)
+"""
+
+
+def test_a_server_lost_mid_run_fails_within_a_minute_with_the_first_error(tmp_path):
+    """Issue 18: a server that died mid-run kept the stage silent for 8.5 minutes, and the retry in end_run
+    masked the first error. Now: one line naming MLFLOW_TRACKING_URI and the first error, in under 60 s."""
+    from tests.servers import mlflow_server
+
+    env = {k: v for k, v in os.environ.items() if k not in mlflow_store.HTTP_RETRY_DEFAULTS}
+    with mlflow_server(tmp_path) as url:
+        env["MLFLOW_TRACKING_URI"] = url
+        stage = subprocess.Popen([sys.executable, "-c", _RUN_THEN_LOG], env=env, text=True, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert stage.stdout.readline().strip() == "open"
+    start = time.monotonic()  # the server is gone
+    _, stderr = stage.communicate("go\n", timeout=120)
+    assert time.monotonic() - start < 60
+    assert stage.returncode == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: MLFLOW_TRACKING_URI={url}: the MLflow server stopped "
+                                                   "answering during run "), stderr
+    assert ", which stays RUNNING there (first error: API request to " in lines[0]
+    assert "runs/log-batch" in lines[0]  # the log call's error, not end_run's (runs/update)
+
+
 def test_sigterm_ends_the_run_killed_not_running(tmp_path):
     """Issue 18: SIGTERM left the MLflow run RUNNING forever."""
     import signal

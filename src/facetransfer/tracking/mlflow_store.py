@@ -20,6 +20,7 @@ import os
 import posixpath
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -316,9 +317,73 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     except KeyboardInterrupt:
         status = "KILLED"
         raise
+    except Exception as err:
+        lost = _lost_server(uri, logger.run_id, err)
+        if lost is None:
+            raise
+        status = "LOST"  # the server cannot take a status: the error says the run stays RUNNING there
+        raise lost from err
     finally:
         logger._open = False
+        _end_run(mlflow, uri, logger.run_id, status)
+
+
+def _lost_server(uri: str, run_id: str, err: Exception) -> TrackingUnavailable | None:
+    """The one-line user error for `err` when it came from a remote tracking server that no longer answers
+    (probed once more); None for anything else, which then propagates as it is."""
+    from mlflow.exceptions import MlflowException
+
+    if not _is_remote(uri) or not isinstance(err, MlflowException):
+        return None
+    try:
+        check_server(uri)
+    except TrackingUnavailable:
+        first = " ".join(str(err).split())  # MLflow's message runs over lines and quotes urllib3's retries
+        first = first if len(first) <= 300 else first[:300] + "..."
+        return TrackingUnavailable(f"MLFLOW_TRACKING_URI={uri}: the MLflow server stopped answering during run "
+                                   f"{run_id}, which stays RUNNING there (first error: {first}); expected the "
+                                   "server to stay up until the stage ends")
+    return None
+
+
+def _end_run(mlflow: Any, uri: str, run_id: str, status: str) -> None:
+    """End the active run as `status`. With an error already on its way out (FAILED, KILLED), a server that
+    cannot take the status must not replace that error with its own (MLflow's retry in end_run once hid the
+    first error): a warning, and the first error goes on. LOST (the server is gone and the error says so):
+    FAILED is tried without a word. mlflow.end_run pops the active run before it calls the server, so a
+    failed call leaves no run open in this process."""
+    if status == "LOST":  # one quick try: a hung server would hold a full retry cycle (~35 s) again
+        with _environ(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="2"):
+            try:
+                mlflow.end_run(status="FAILED")
+            except Exception:
+                pass
+        return
+    try:
         mlflow.end_run(status=status)
+    except Exception as err:
+        if status == "FINISHED":
+            lost = _lost_server(uri, run_id, err)
+            if lost is None:
+                raise
+            raise lost from err
+        print(f"warning: MLflow run {run_id} could not be marked {status} ({type(err).__name__}); it may show "
+              "as RUNNING in the UI", file=sys.stderr)
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Environment variables set for the `with` block, then restored (or removed)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager

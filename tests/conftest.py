@@ -26,6 +26,21 @@ def load_bench_script(name: str):
     return module
 
 
+def write_prepared(folder: Path, seed: int, n_classes: int = 8) -> Path:
+    """A tiny prepared dataset as `prepare` writes it: 48 random 32x32 images, labels 0..n_classes-1,
+    train/val/test lists of 32/8/8 rows."""
+    import numpy as np
+    import pandas as pd
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    np.save(folder / "images.npy", rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8))
+    labels = np.arange(48) % n_classes
+    for split, rows in (("train", range(0, 32)), ("val", range(32, 40)), ("test", range(40, 48))):
+        pd.DataFrame({"row": list(rows), "label": labels[list(rows)]}).to_csv(folder / f"{split}.csv", index=False)
+    return folder
+
+
 def pytest_configure(config):
     """Under pytest-xdist (`make test`: two workers on two cores), torch in each worker process uses one
     thread. The end-to-end repro trains in subprocesses on the smoke profile's `threads` (1, as `make smoke`):

@@ -19,8 +19,8 @@ def test_attention_study_smoke(tmp_path, smoke_benchmark, monkeypatch):
     prepared = tmp_path / "prepared"
     prepare(smoke_benchmark, prepared, PrepareConfig(), datasets=("ckplus", "ferplus"))
     torch.manual_seed(0)
-    torch.save({"format": MODEL_FORMAT, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
-                "state_dict": build(ModelSpec(), 8).state_dict()}, tmp_path / "model.pt")
+    torch.save({"format": MODEL_FORMAT, "stage": "train_emotion", "arch": ModelSpec().model_dump(),
+                "classes": list(EMOTIONS), "state_dict": build(ModelSpec(), 8).state_dict()}, tmp_path / "model.pt")
     params = tmp_path / "params.yaml"
     params.write_text("attention_study: {device: cpu, folds: 2, epochs: 1, attentions: [none, cbam]}\n")
     out = tmp_path / "attention"

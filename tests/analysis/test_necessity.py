@@ -71,10 +71,10 @@ def test_drop_among_shown_is_the_drop_on_the_changed_images():
     assert cells["contempt"]["AU14"]["drop_among_shown"] == 0.5  # one of the two that showed AU14
 
 
-def _save(path, seed):
+def _save(path, seed, stage="retrain_emotion"):
     torch.manual_seed(seed)
     path.mkdir(parents=True)
-    torch.save({"format": MODEL_FORMAT, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
+    torch.save({"format": MODEL_FORMAT, "stage": stage, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
                 "state_dict": build(ModelSpec(), 8).state_dict()}, path / "model.pt")
 
 
@@ -86,7 +86,7 @@ def prepared(smoke_benchmark, tmp_path_factory):
 
 
 def _run(tmp_path, prepared):
-    _save(tmp_path / "emotion", 0)
+    _save(tmp_path / "emotion", 0, "train_emotion")
     for k in (0, 5):
         _save(tmp_path / "retrain" / f"freeze{k}", k + 1)
     params = tmp_path / "params.yaml"

@@ -14,17 +14,17 @@ from facetransfer.data.prepare import prepare
 from facetransfer.training.stages import MODEL_FORMAT, build
 
 
-def _save(path, seed):
+def _save(path, seed, stage="train_pain"):
     torch.manual_seed(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": MODEL_FORMAT, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
+    torch.save({"format": MODEL_FORMAT, "stage": stage, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
                 "state_dict": build(ModelSpec(), 8).state_dict()}, path)
 
 
 def test_units_smoke(tmp_path, smoke_benchmark, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     prepare(smoke_benchmark, tmp_path / "prepared", PrepareConfig(), datasets=("ckplus",))
-    _save(tmp_path / "emotion.pt", 0)
+    _save(tmp_path / "emotion.pt", 0, "train_emotion")
     _save(tmp_path / "pain" / "freeze0" / "model.pt", 1)
     _save(tmp_path / "pain" / "freeze5" / "model.pt", 0)  # same weights as the reference: same units
     params = tmp_path / "params.yaml"

@@ -111,8 +111,8 @@ def test_concepts_stage_smoke(tmp_path, smoke_benchmark, monkeypatch):
             model = build(ModelSpec(), 2)
             folder = tmp_path / "models" / f"seed{training_seed}" / f"freeze{k}"
             folder.mkdir(parents=True)
-            torch.save({"format": MODEL_FORMAT, "arch": ModelSpec().model_dump(), "classes": ["no_pain", "pain"],
-                        "state_dict": model.state_dict()}, folder / "model.pt")
+            torch.save({"format": MODEL_FORMAT, "stage": "train_pain", "arch": ModelSpec().model_dump(),
+                        "classes": ["no_pain", "pain"], "state_dict": model.state_dict()}, folder / "model.pt")
     params = tmp_path / "params.yaml"
     params.write_text("concepts: {aus: [5, 12], compare: [0], repeats: 6, workers: 1, blocks: [5]}\n"
                       "study: {seeds: [7, 8], detail_seed: 7}\n")

@@ -18,10 +18,10 @@ from facetransfer.data.prepare import prepare
 from facetransfer.training.stages import MODEL_FORMAT, build
 
 
-def _save(path, seed):
+def _save(path, seed, stage="retrain_emotion"):
     torch.manual_seed(seed)
     path.mkdir(parents=True)
-    torch.save({"format": MODEL_FORMAT, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
+    torch.save({"format": MODEL_FORMAT, "stage": stage, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
                 "state_dict": build(ModelSpec(), 8).state_dict()}, path / "model.pt")
 
 
@@ -29,7 +29,7 @@ def _stage_inputs(tmp_path, prepared):
     """Random models; FreezeB5 always right, FreezeB0 right half the time: contrast images in every class."""
     test = pd.read_csv(prepared / "test.csv")
     rng = np.random.default_rng(0)
-    _save(tmp_path / "emotion", 0)
+    _save(tmp_path / "emotion", 0, "train_emotion")
     for seed in (1, 2):  # two training seeds: the detail seed 1, and seed 2 for the ranking across seeds
         for k in (5, 0):
             folder = tmp_path / "retrain" / f"seed{seed}" / f"freeze{k}"

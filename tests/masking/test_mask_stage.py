@@ -30,8 +30,8 @@ def test_mask_stage_smoke(tmp_path, smoke_benchmark, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     prepare(smoke_benchmark, tmp_path / "prepared", PrepareConfig(), datasets=("ferplus",))
     torch.manual_seed(0)
-    torch.save({"format": MODEL_FORMAT, "arch": ModelSpec().model_dump(), "classes": list(EMOTIONS),
-                "state_dict": build(ModelSpec(), 8).state_dict()}, tmp_path / "model.pt")
+    torch.save({"format": MODEL_FORMAT, "stage": "train_emotion", "arch": ModelSpec().model_dump(),
+                "classes": list(EMOTIONS), "state_dict": build(ModelSpec(), 8).state_dict()}, tmp_path / "model.pt")
     params = tmp_path / "params.yaml"
     params.write_text("mask: {device: cpu, sample_images: 2}\n")
     result = CliRunner().invoke(app, ["mask", "--trainer", str(tmp_path / "model.pt"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -11,25 +9,16 @@ from facetransfer.config import ModelSpec, RetrainEmotionConfig, TrainEmotionCon
 from facetransfer.training import stages
 from facetransfer.training.data import data_digest
 
+from tests.conftest import write_prepared
+
 EMOTION = TrainEmotionConfig(epochs=2, batch_size=16, device="cpu", model=ModelSpec(width=0.0625))
-
-
-def _prepared(folder, seed: int, n_classes: int = 8):
-    """A tiny prepared dataset: 48 random 32x32 images, `n_classes` labels, train/val/test."""
-    folder.mkdir()
-    rng = np.random.default_rng(seed)
-    np.save(folder / "images.npy", rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8))
-    labels = np.arange(48) % n_classes
-    for split, rows in (("train", range(0, 32)), ("val", range(32, 40)), ("test", range(40, 48))):
-        pd.DataFrame({"row": list(rows), "label": labels[list(rows)]}).to_csv(folder / f"{split}.csv", index=False)
-    return folder
 
 
 @pytest.fixture(scope="module")
 def two_datasets(tmp_path_factory):
     """Same layout and labels, other images: what a regenerated benchmark looks like to a checkpoint."""
     root = tmp_path_factory.mktemp("data")
-    return _prepared(root / "a", seed=0), _prepared(root / "b", seed=1)
+    return write_prepared(root / "a", seed=0), write_prepared(root / "b", seed=1)
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -39,7 +28,7 @@ def _same(a: dict, b: dict) -> bool:
 def test_digest_changes_with_images_and_with_split_lists(two_datasets, tmp_path):
     a, b = two_datasets
     assert data_digest(a) == data_digest(a) and data_digest(a) != data_digest(b)
-    relabelled = _prepared(tmp_path / "c", seed=0, n_classes=4)  # same images, other train/val labels
+    relabelled = write_prepared(tmp_path / "c", seed=0, n_classes=4)  # same images, other train/val labels
     assert data_digest(relabelled) != data_digest(a)
 
 
@@ -58,7 +47,7 @@ def test_emotion_checkpoint_of_other_data_starts_over(two_datasets, tmp_path):
 def test_head_retraining_checkpoint_of_other_data_starts_over(two_datasets, tmp_path):
     a, b = two_datasets
     source = tmp_path / "model.pt"
-    pain_data = _prepared(tmp_path / "pain", seed=2, n_classes=2)
+    pain_data = write_prepared(tmp_path / "pain", seed=2, n_classes=2)
     pain = stages.train_pain(_saved_emotion_model(a, tmp_path), pain_data, 5,
                              TrainPainConfig(epochs=1, batch_size=16, device="cpu"))
     torch.save(pain.saved, source)

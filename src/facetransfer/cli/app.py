@@ -53,10 +53,19 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {_one_line(err)}", highlight=False, soft_wrap=True)
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
         raise typer.Exit(2) from None
+
+
+def _one_line(err: Exception) -> str:
+    """`<culprit>: <what was wrong>`. An OSError from open() reads "[Errno 2] No such file or directory: 'x'":
+    the path goes first, as in every other error line."""
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror.lower() if err.strerror else type(err).__name__}; expected it to exist " \
+               "(check the path, or run the stage that writes it first)"
+    return " ".join(str(err).split())
 
 
 @contextmanager

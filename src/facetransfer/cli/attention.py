@@ -10,7 +10,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 
 def _datasets(ckplus: Path, tests: list[Path]):
@@ -45,9 +45,10 @@ def attention_study(
     from facetransfer.training.stages import load_model
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, run_ids])  # before any work
         cfg = load_section(params, "attention_study")
         device = resolve_device(cfg.device)
-        source_model, saved = load_model(source)
+        source_model, saved = load_model(source, ("train_emotion",))
         arch = saved["arch"]
         train, groups, tests = _datasets(ckplus, test)
         splits = core.folds(train.labels, groups, cfg.folds, cfg.seed)

@@ -10,7 +10,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 
 def _model_files(pain: Path, controls: Path | None, seeds: tuple[int, ...], blocks: tuple[int, ...],
@@ -48,15 +48,17 @@ def cka(
     from facetransfer.training.stages import load_model
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, run_id])  # before any work
         cfg, study = load_section(params, "cka"), load_section(params, "study")
         names = [c.name for c in planned(load_section(params, "controls"))] if controls is not None else []
         files = _model_files(pain, controls, study.seeds, cfg.freeze_blocks, names)
         device = str(resolve_device(cfg.device))
         images = _test_images(data, cfg.max_images)
-        reference = core.block_outputs(load_model(source)[0], images, cfg.batch_size, device)
+        reference = core.block_outputs(load_model(source, ("train_emotion",))[0], images, cfg.batch_size, device)
         rows = []
         for i, (name, seed, path) in enumerate(files, 1):
-            model, saved = load_model(path)
+            wrote = ("train_pain",) if name.startswith("freeze") else ("retrain_emotion",)  # pain model or control
+            model, saved = load_model(path, wrote)
             frozen = saved.get("freeze_blocks") or 0  # controls fine-tune every block: 0
             values = core.cka_by_block(reference, core.block_outputs(model, images, cfg.batch_size, device), frozen,
                                        str(path))

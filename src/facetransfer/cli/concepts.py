@@ -11,7 +11,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 
 def _model_paths(models: Path, seeds: tuple[int, ...], blocks: list[int]) -> dict[int, dict[str, Path]]:
@@ -27,7 +27,7 @@ def _model_paths(models: Path, seeds: tuple[int, ...], blocks: list[int]) -> dic
 def _load_models(paths: dict[str, Path]) -> dict:
     from facetransfer.training.stages import load_model
 
-    return {name: load_model(path)[0] for name, path in paths.items()}
+    return {name: load_model(path, ("train_pain",))[0] for name, path in paths.items()}
 
 
 def _nominated(ranking: Path | None, compared: list[str], top: int) -> dict[int, list[str]]:
@@ -84,6 +84,7 @@ def concepts(
     from facetransfer.training.loop import resolve_device
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, summary, run_id])  # before any work
         cfg, study_cfg = load_section(params, "concepts"), load_section(params, "study")
         seeds = study_cfg.seeds
         reference, compared = f"freeze{cfg.reference}", [f"freeze{k}" for k in cfg.compare]

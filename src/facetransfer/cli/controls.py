@@ -10,7 +10,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 
 def _load_controls(folder: Path, names: list[str], stage: str = "train-control") -> tuple[dict, dict]:
@@ -24,7 +24,7 @@ def _load_controls(folder: Path, names: list[str], stage: str = "train-control")
         for path in (folder / name / "model.pt", folder / name / "test_predictions.csv"):
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: not found (run the {stage} stage of {name} first)")
-        models[name] = load_model(folder / name / "model.pt")[0]
+        models[name] = load_model(folder / name / "model.pt", ("retrain_emotion",))[0]
         predictions[name] = pd.read_csv(folder / name / "test_predictions.csv", usecols=["row", "label", "predicted"])
     return models, predictions
 
@@ -105,6 +105,7 @@ def controls(
     from facetransfer.training.loop import resolve_device
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, summary, run_id])  # before any work
         cfg = load_section(params, "controls")
         device = str(resolve_device(cfg.device))
         planned = core.planned(cfg)

@@ -12,7 +12,7 @@ from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
 from facetransfer.data.labels import EMOTIONS
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 # The model registry entry of the balanced pain model; alias "balanced" points at the newest choice.
 REGISTERED_PAIN_MODEL = "facetransfer-pain-balanced"
@@ -54,6 +54,7 @@ def forgetting(
     from facetransfer.report.figures import forgetting_forest, recall_bars, trade_off_plot
 
     with user_errors():
+        check_outputs(folders=[out, pain_summary], files=[metrics, run_id])  # before any work
         cfg, study = load_section(params, "forgetting"), load_section(params, "study")
         by_seed = {s: _read_seed(retrain, pain_metrics, s, cfg.freeze_blocks) for s in study.seeds}
         recall_by_seed = {s: core.recall_table(predictions, EMOTIONS) for s, (predictions, _) in by_seed.items()}

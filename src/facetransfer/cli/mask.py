@@ -11,7 +11,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, load_array, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, load_array, write_json_atomic
 
 
 @app.command()
@@ -36,6 +36,7 @@ def mask(
     from facetransfer.training.stages import load_model
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, run_id])  # before any work
         cfg = load_section(params, "mask")
         table_path = data / f"{cfg.split}.csv"
         for path in (trainer, table_path, data / "images.npy"):
@@ -43,7 +44,7 @@ def mask(
                 raise FileNotFoundError(f"{path}: not found (run train-emotion and prepare first)")
         table = pd.read_csv(table_path)
         images = load_array(data / "images.npy")[table["row"].to_numpy(np.int64)]
-        model = load_model(trainer)[0]
+        model = load_model(trainer, ("train_emotion", "retrain_emotion", "fine_tune_emotion"))[0]  # 8 emotion classes
         start = time.perf_counter()
         relevance, predicted = core.trainer_relevance(model, images, cfg, resolve_device(cfg.device))
         keep = core.keep_masks(relevance, cfg)

@@ -10,9 +10,10 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 SOURCE = "emotion"  # the source model's key, as in the saliency stage's outputs
+_STAGES = {True: ("train_emotion",), False: ("retrain_emotion",)}  # is the source? -> the stage that wrote it
 
 
 def _model_paths(source: Path, retrain: Path, blocks: tuple[int, ...]) -> dict[str, Path]:
@@ -67,6 +68,7 @@ def necessity(
     from facetransfer.training.stages import load_model
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, summary, run_id])  # before any work
         cfg = load_section(params, "necessity")
         device = str(resolve_device(cfg.device))
         paths = _model_paths(source, retrain, cfg.freeze_blocks)
@@ -77,7 +79,8 @@ def necessity(
         core.warn_if_sparse(test, data / "test.csv")
         typer.echo(f"necessity: {len(test.labels)} test images, {len(test.counterfactual_images)} counterfactuals, "
                    f"{len(paths)} models", err=True)
-        results = {name: core.model_necessity(load_model(path)[0], test, cfg.batch_size, device, cfg.confidence)
+        results = {name: core.model_necessity(load_model(path, _STAGES[name == SOURCE])[0], test, cfg.batch_size,
+                                              device, cfg.confidence)
                    for name, path in paths.items()}
         table = core.long_table(results)
         matrices = {name: core.cell_matrix(cells) for name, cells in results.items()}

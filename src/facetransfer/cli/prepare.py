@@ -10,7 +10,7 @@ import typer
 from facetransfer.cli.app import DatasetsOption, ParamsOption, WorkersOption, app, progress_bars, split_names, user_errors
 from facetransfer.config import load_section
 from facetransfer.data.prepare import PLANNERS, prepare as prepare_all
-from facetransfer.fsutil import write_json_atomic
+from facetransfer.fsutil import check_outputs, write_json_atomic
 
 
 @app.command()
@@ -31,6 +31,7 @@ def prepare(
     labels, official splits. Images stream to memory-mapped .npy arrays.
     """
     with user_errors():
+        check_outputs(folders=[out], files=[metrics] if metrics is not None else [])  # before any work
         cfg = load_section(params, "prepare")
         names = split_names(datasets, tuple(PLANNERS), "--datasets")
         with progress_bars() as progress:

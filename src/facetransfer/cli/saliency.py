@@ -10,7 +10,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, progress_bars, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 
 def _load(retrain: Path, source: Path, blocks: list[int], rows):
@@ -24,12 +24,12 @@ def _load(retrain: Path, source: Path, blocks: list[int], rows):
         for path in (folder / "model.pt", folder / "test_predictions.csv"):
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: not found (run the retrain-emotion stage for freeze block {k} first)")
-        models[f"freeze{k}"] = load_model(folder / "model.pt")[0]
+        models[f"freeze{k}"] = load_model(folder / "model.pt", ("retrain_emotion",))[0]
         table = pd.read_csv(folder / "test_predictions.csv", usecols=["row", "predicted"]).set_index("row")
         predictions[f"freeze{k}"] = table.loc[rows, "predicted"].to_numpy()
     if not (source / "model.pt").is_file():
         raise FileNotFoundError(f"{source / 'model.pt'}: not found (run the train-emotion stage first)")
-    return {"emotion": load_model(source / "model.pt")[0], **models}, predictions
+    return {"emotion": load_model(source / "model.pt", ("train_emotion",))[0], **models}, predictions
 
 
 def _seed_rankings(retrain: Path, source: Path, test, cfg, device: str) -> dict:
@@ -118,6 +118,7 @@ def saliency(
     from facetransfer.training.loop import resolve_device
 
     with user_errors():
+        check_outputs(folders=[out], files=[ranking, metrics, run_id])  # before any work
         cfg, study = load_section(params, "saliency"), load_section(params, "study")
         device = str(resolve_device(cfg.device))
         test = core.load_test_images(data, require_labels=False)

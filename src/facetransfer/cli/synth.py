@@ -11,6 +11,7 @@ from facetransfer.cli.app import DatasetsOption, ParamsOption, WorkersOption, ap
 from facetransfer.config import load_section
 from facetransfer.data.labels import ACTION_UNITS
 from facetransfer.data.synth.generate import DATASETS, generate
+from facetransfer.fsutil import check_outputs
 
 
 def _aus(text: str) -> tuple[int, ...]:
@@ -43,6 +44,7 @@ def synth(
     Contact sheets land in <dataset>/contact_sheets/.
     """
     with user_errors():
+        check_outputs(folders=[out])  # before any work
         cfg = load_section(params, "synth")
         cfg = cfg.smoke() if smoke or cfg.benchmark == "smoke" else cfg
         update = {"seed": seed} if seed is not None else {}

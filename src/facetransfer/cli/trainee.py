@@ -182,6 +182,7 @@ def trainee_report(
     from facetransfer.report.figures import confusion_pair, learning_curves
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, run_id])  # before any work
         cfg, study = load_section(params, "trainee"), load_section(params, "study")
         outputs = {s: _trainee_outputs(summaries, curves, list(cfg.variants), s) for s in study.seeds}
         by_seed = {s: core.summary_table(outputs[s][0]) for s in study.seeds}

@@ -10,7 +10,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import atomic_dir, write_json_atomic
+from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 
 @app.command()
@@ -33,13 +33,14 @@ def units(
     from facetransfer.training.stages import load_model
 
     with user_errors():
+        check_outputs(folders=[out], files=[metrics, run_id])  # before any work
         cfg = load_section(params, "units")
         device = str(resolve_device(cfg.device))
         images = load_test_images(data, "all")
         paths = {"emotion": source} | {f"freeze{k}": pain / f"freeze{k}" / "model.pt" for k in cfg.compare}
         tables, activations = [], {}
         for name, path in paths.items():
-            model, _ = load_model(path)
+            model, _ = load_model(path, ("train_emotion",) if name == "emotion" else ("train_pain",))
             activations[name] = core.unit_activations(model, images.images, cfg.batch_size, device)
             tables.append(core.unit_table(name, activations[name], images))
         import pandas as pd

@@ -305,7 +305,7 @@ def plan_affectnet(root: Path, cfg: PrepareConfig) -> Prepared:
     train, dup_train = drop_conflicting_duplicates(train, seed)
     test, dup_test = drop_conflicting_duplicates(test, seed)
     _disjoint(train["rel_path"], test["rel_path"], root / affectnet.LISTS_DIR / "training.csv")
-    where = f"{root}: the training list (prepare.affectnet.val_fraction)"
+    where = f"{root / affectnet.LISTS_DIR / 'training.csv'} (split by prepare.affectnet.val_fraction)"
     train = train.assign(split=stratified_split(train["label"], cfg.affectnet.val_fraction, seed, where))
     frame = pd.concat([train.sort_values("split", kind="stable"), test.assign(split="test")], ignore_index=True)
     frame = _join_gt(frame, read_groundtruth(root), frame["rel_path"])

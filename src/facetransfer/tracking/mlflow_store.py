@@ -118,15 +118,21 @@ def init_store(uri: str | None = None) -> None:
     exists: it then only checks the schema version.
     """
     from mlflow.tracking import MlflowClient
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
     uri = uri or tracking_uri()
     if _is_remote(uri):
         for name, value in HTTP_RETRY_DEFAULTS.items():  # for the rest of this process
             os.environ.setdefault(name, value)
         check_server(uri)
-    with _init_lock(uri):
-        # Building the store creates tables, migrates, and adds the Default experiment.
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    try:
+        with _init_lock(uri):
+            # Building the store creates tables, migrates, and adds the Default experiment.
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except UnsupportedModelRegistryStoreURIException:  # a scheme MLflow has no store for (a typo, say)
+        raise TrackingUnavailable(f"MLFLOW_TRACKING_URI={uri}: MLflow has no tracking store for this URI; expected "
+                                  "http(s)://host:port of an `mlflow server`, or sqlite:///path/to/mlflow.db") \
+            from None
 
 
 def _is_remote(uri: str) -> bool:

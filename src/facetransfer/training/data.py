@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from facetransfer.config import AugmentSpec
+from facetransfer.data.errors import DatasetFormatError
 from facetransfer.fsutil import load_array
 
 # The normalisation of torchvision's ImageNet weights, used for every init so a
@@ -39,15 +40,34 @@ class Split:
         return len(self.rows)
 
 
-def load_split(prepared: str | Path, split: str) -> Split:
-    """The `split` rows (train/val/test/all) of a prepared dataset folder."""
+def load_split(prepared: str | Path, split: str, n_classes: int | None = None) -> Split:
+    """The `split` rows (train/val/test/all) of a prepared dataset folder. A list whose rows or labels
+    cannot serve (a row past the images, a label outside 0..n_classes-1) raises DatasetFormatError naming
+    the list: training would fail later with an IndexError, or silently learn a wrong class count."""
     prepared = Path(prepared)
     table = prepared / f"{split}.csv"
     if not table.is_file():
         raise FileNotFoundError(f"{table}: split list not found (run `facetransfer prepare` first)")
-    rows = pd.read_csv(table, usecols=["row", "label"])
+    frame = pd.read_csv(table)
     images = load_array(prepared / "images.npy")
-    return Split(images, rows["row"].to_numpy(np.int64), rows["label"].to_numpy(np.int64))
+    rows, labels = _column(frame, "row", table, len(images)), _column(frame, "label", table, n_classes)
+    return Split(images, rows, labels)
+
+
+def _column(frame: pd.DataFrame, name: str, table: Path, limit: int | None) -> np.ndarray:
+    """Column `name` as int64, each value in 0..limit-1 (limit None: any value >= 0)."""
+    if name not in frame or not pd.api.types.is_integer_dtype(frame[name]):
+        raise DatasetFormatError(table, f"column {name!r} missing or not whole numbers; expected the split list "
+                                        "`facetransfer prepare` writes (row, label)")
+    values = frame[name].to_numpy(np.int64)
+    bad = (values < 0) | (values >= (limit if limit is not None else np.iinfo(np.int64).max))
+    if bad.any():
+        first = int(np.argmax(bad))
+        allowed = f"0..{limit - 1}, {limit} {'images in images.npy' if name == 'row' else 'classes'}" \
+            if limit is not None else ">= 0"
+        raise DatasetFormatError(table, f"{name} {values[first]} out of range; expected {allowed}",
+                                 line=first + 2)  # 1-based, after the header
+    return values
 
 
 def data_digest(prepared: str | Path, splits: tuple[str, ...] = ("train", "val")) -> str:

@@ -111,11 +111,11 @@ def _loss(cfg: TrainSettings, train: Split, n_classes: int) -> FocalLoss:
 
 def _fit_images(model: nn.Module, prepared: Path, cfg: TrainSettings, n_classes: int, checkpoint: Path | None,
                 run_key: str, on_epoch: EpochCallback | None, section: str) -> tuple[FitResult, Split]:
-    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    train, val = load_split(prepared, "train", n_classes), load_split(prepared, "val", n_classes)
     result = fit(model, ImageDataset(train, build_transform(cfg.augment), cfg.seed), ImageDataset(val, build_transform(None)),
                  val.labels, _loss(cfg, train, n_classes), cfg, n_classes, checkpoint, run_key, on_epoch, section)
     model.load_state_dict(result.best_state)
-    return result, load_split(prepared, "test")
+    return result, load_split(prepared, "test", n_classes)
 
 
 def _test(model: nn.Module, test: Split, cfg: TrainSettings) -> np.ndarray:
@@ -193,7 +193,7 @@ def retrain_emotion(source: Path, prepared: Path, cfg: HeadSettings, checkpoint:
 def _fit_cached_head(model: nn.Module, prepared: Path, cfg: HeadSettings, checkpoint: Path | None,
                      run_key: str, on_epoch: EpochCallback | None, section: str) -> tuple[FitResult, Split]:
     device = resolve_device(cfg.device)
-    train, val = load_split(prepared, "train"), load_split(prepared, "val")
+    train, val = load_split(prepared, "train", len(EMOTIONS)), load_split(prepared, "val", len(EMOTIONS))
     train_f = flip_features(model, train, cfg.batch_size, device)  # (N, 2, C)
     val_f = flip_features(model, val, cfg.batch_size, device, mirrors=False)  # validation is never flipped
     head = model.classifier
@@ -202,7 +202,8 @@ def _fit_cached_head(model: nn.Module, prepared: Path, cfg: HeadSettings, checkp
                  _loss(cfg, train, len(EMOTIONS)), cfg, len(EMOTIONS), checkpoint, run_key, on_epoch, section)
     head.load_state_dict(result.best_state)
     model.to("cpu")
-    return FitResult(model.state_dict(), result.best_epoch, result.best_score, result.history), load_split(prepared, "test")
+    return FitResult(model.state_dict(), result.best_epoch, result.best_score, result.history), \
+        load_split(prepared, "test", len(EMOTIONS))
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:

@@ -301,6 +301,16 @@ def test_controls_verdict_table(repo):
         assert (repo / "reports" / "controls" / name).is_file(), name
 
 
+def test_the_report_stage_writes_docs_results_md_with_working_figure_links(repo):
+    """Issue 19: docs/results.md comes from metrics/ through the report stage; its figure links resolve."""
+    import re
+
+    text = (repo / "docs" / "results.md").read_text()
+    assert text.startswith("# facetransfer: ") and "## What held up" in text and "not available" not in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) >= 10 and all((repo / "docs" / link).is_file() for link in links), links
+
+
 @needs_chromium
 def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
     page = repo / "report" / "index.html"

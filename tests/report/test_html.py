@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 
 import numpy as np
@@ -117,3 +118,26 @@ def test_the_report_leads_with_the_across_seed_verdicts_and_the_cka_figure(tmp_p
     assert first < page.index("Representation drift") < rest  # the verdicts come before every detail section
     assert "0.900 [0.500, 0.990]" in page and str(paths.metrics / "cka.json") not in missing
     assert len(missing) == len(set(missing))  # a file two sections read is named once
+
+
+def test_the_markdown_report_has_the_same_numbers_and_links_its_figures(tmp_path):
+    """docs/results.md (issue 19): written by the report stage from metrics/, never typed by hand. The same
+    sections and numbers as the page; figures linked relative to the Markdown file, not embedded."""
+    import json
+
+    from facetransfer.report.markdown import GENERATED, Markdown
+
+    paths = _fake_study(tmp_path)
+    blocks = {f"block{b}": {"mean": 1.0 - b / 10, "ci_low": 0.5, "ci_high": 0.99, "n_seeds": 3} for b in range(1, 6)}
+    (paths.metrics / "cka.json").write_text(json.dumps({"freeze0": blocks}))
+    (paths.reports / "cka").mkdir()
+    (paths.reports / "cka" / "cka.png").write_bytes(_png())
+    docs = tmp_path / "docs"
+    text, missing = build_report(paths, ReportConfig(), "seed: 1\n", {"git commit": "abc"}, Markdown(docs))
+    page, page_missing = build_report(paths, ReportConfig(), "seed: 1\n", {"git commit": "abc"})
+    assert missing == page_missing
+    assert text.startswith("# facetransfer: ") and GENERATED in text and "<img" not in text
+    assert "| 0.900 [0.500, 0.990] |" in text and "0.900 [0.500, 0.990]" in page
+    assert f"![CKA by block, one line per model]({os.path.relpath(paths.reports / 'cka' / 'cka.png', docs)})" in text
+    assert text.index("## What held up") < text.index("## Transfer to pain")
+    assert Markdown(docs).table(pd.DataFrame({"a": [0.123456, None]})).splitlines()[2:] == ["| 0.123 |", "| -     |"]

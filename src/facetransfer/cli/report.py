@@ -10,7 +10,7 @@ import typer
 from facetransfer import tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import load_section
-from facetransfer.fsutil import write_text_atomic
+from facetransfer.fsutil import check_outputs, write_text_atomic
 
 
 @app.command()
@@ -21,20 +21,28 @@ def report(
     reports: Annotated[Path, typer.Option(help="The pipeline's reports/ folder (forgetting, concepts, trainee figures).")] = Path("reports"),
     saliency: Annotated[Path, typer.Option(help="The saliency stage's folder (au_ranking.json, grids/).")] = Path("saliency"),
     masked: Annotated[Path, typer.Option(help="The mask stage's folder (<method>/sample.png).")] = Path("masked"),
+    results: Annotated[Path | None, typer.Option(help="Also write the report as Markdown here (docs/results.md): "
+                                                      "tables in the text, figures linked.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """One offline HTML page with every table and figure of the study (Table 1, Fig. 3 and 6, McNemar, concept
     tests, saliency grids and AU ranking, localisation, RBDM curves) and the params and data hash it came from.
     Inputs that are missing are named on the page and here; figures are embedded, nothing is fetched."""
+    from facetransfer.report.markdown import Markdown
     from facetransfer.report.study import StudyPaths, build_report
 
     with user_errors():
+        check_outputs(files=[out, run_id] + ([results] if results is not None else []))  # before any work
         cfg = load_section(params, "report")
         tags = tracking.run_tags("report", Path.cwd())
         provenance = {"git commit": tags["git_commit"], "uncommitted changes": tags["git_dirty"],
                       "data.dvc md5": tags["data_dvc_md5"], "sweep": tags["sweep"]}
-        page, missing = build_report(StudyPaths(metrics, reports, saliency, masked), cfg, params.read_text(), provenance)
+        paths = StudyPaths(metrics, reports, saliency, masked)
+        page, missing = build_report(paths, cfg, params.read_text(), provenance)
         write_text_atomic(out, page)
+        if results is not None:
+            write_text_atomic(results, build_report(paths, cfg, params.read_text(), provenance,
+                                                    Markdown(results.parent))[0])
         with tracking.start_run("facetransfer", "report", params=cfg.model_dump(mode="json"), tags=tags) as run:
             run.log_artifact(out)
             tracking.write_run_id(run_id, run.run_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+from pathlib import Path
 
 import pandas as pd
 
@@ -52,6 +53,11 @@ def figure(png: bytes, caption: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     words = html.escape(caption)
     return f'<figure><img src="data:image/png;base64,{data}" alt="{words}"><figcaption>{words}</figcaption></figure>'
+
+
+def figure_file(path: Path, caption: str) -> str:
+    """The PNG at `path`, embedded (the page carries its figures)."""
+    return figure(path.read_bytes(), caption)
 
 
 def table(frame: pd.DataFrame, digits: int = 3, index: bool = False) -> str:

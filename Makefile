@@ -40,10 +40,10 @@ repro: data
 # tree (outputs land where `make repro` puts them; run `make repro` to go back).
 smoke: setup
 	facetransfer synth --out data --params profiles/smoke.yaml
-	@cp params.yaml .params.default.yaml
-	@cp profiles/smoke.yaml params.yaml
-	facetransfer track-init
-	@trap 'mv .params.default.yaml params.yaml' EXIT; facetransfer warm -- dvc repro
+	@# One shell, the trap set before params.yaml is swapped: it is put back on every exit (a failing
+	@# track-init or repro, Ctrl-C), not only after the repro.
+	@cp params.yaml .params.default.yaml && trap 'mv .params.default.yaml params.yaml' EXIT && \
+	  cp profiles/smoke.yaml params.yaml && facetransfer track-init && facetransfer warm -- dvc repro
 
 # Two workers (or one per core): tests/test_pipeline.py (the end-to-end `dvc repro`, one file so its
 # module fixture is built once) starts first on one of them; every other file goes to the other.

@@ -46,3 +46,16 @@ def test_packages_used_through_pandas_are_declared_where_they_are_used():
     source = "".join(path.read_text() for path in (REPO / "src").rglob("*.py"))
     for package, use in USED_THROUGH_PANDAS.items():
         assert use in source and package in _declared()
+
+
+def test_the_config_imports_no_reader():
+    """Issue 19: importing facetransfer.config must not load the dataset readers or prepare (which import
+    the config: a cycle). The labels it needs live in data/labels.py, which imports nothing."""
+    import subprocess
+
+    code = ("import sys, facetransfer.config\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('facetransfer'))))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                cwd=REPO).stdout.split())
+    assert loaded == {"facetransfer", "facetransfer.config", "facetransfer.data", "facetransfer.data.labels",
+                      "facetransfer.fsutil"}, loaded

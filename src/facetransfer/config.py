@@ -306,7 +306,10 @@ class TrainEmotionConfig(TrainSettings):
 
     model: ModelSpec = ModelSpec()
     init: Literal["scratch", "imagenet"] = "scratch"
-    epochs: int = Field(20, gt=0)
+    epochs: int = Field(60, gt=0)
+    patience: int = Field(8, ge=0)
+    optimizer: OptimizerSpec = OptimizerSpec(lr_decay=0.1)
+    augment: AugmentSpec = AugmentSpec(grayscale=0.2)
 
 
 class StudyConfig(Frozen):
@@ -353,7 +356,7 @@ class TrainPainConfig(_SeedPerRun):
     epochs: int = Field(15, gt=0)
     batch_size: int = Field(32, gt=0)
     loss: LossSpec = LossSpec(gamma=2.0, class_balance_beta=0.0)
-    augment: AugmentSpec = AugmentSpec(rotation=25.0, shift=0.1, shear=0.1, zoom=0.1)
+    augment: AugmentSpec = AugmentSpec(rotation=25.0, shift=0.1, shear=0.1, zoom=0.1, grayscale=0.2)
 
     @model_validator(mode="after")
     def _blocks(self) -> "TrainPainConfig":
@@ -581,8 +584,8 @@ class AttentionStudyConfig(Frozen):
     attentions: tuple[Literal["none", "se", "cbam"], ...] = ("none", "se", "cbam")
     after_blocks: tuple[int, ...] = (2, 3, 4)  # conv blocks (1-based) followed by an attention module
     reduction: int = Field(16, gt=0)  # hidden channels = C // reduction (SE and CBAM papers)
-    folds: int = Field(3, ge=2)  # subject-disjoint folds (the paper used 10)
-    epochs: int = Field(15, gt=0)
+    folds: int = Field(5, ge=2)  # subject-disjoint folds (the paper used 10)
+    epochs: int = Field(30, gt=0)
     batch_size: int = Field(50, gt=0)  # the paper's
     lr: float = Field(0.01, gt=0.0)  # the paper's SGD lr is 1e-4 (at 224 px, many more steps)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)

@@ -57,5 +57,6 @@ def test_the_config_imports_no_reader():
             "print(' '.join(sorted(m for m in sys.modules if m.startswith('facetransfer'))))")
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 cwd=REPO).stdout.split())
-    assert loaded == {"facetransfer", "facetransfer.config", "facetransfer.data", "facetransfer.data.labels",
+    assert loaded == {"facetransfer", "facetransfer.config", "facetransfer.data", "facetransfer.data.errors",
+                      "facetransfer.data.labels",
                       "facetransfer.fsutil"}, loaded

@@ -2,7 +2,7 @@
 
 The trainee must differ from the trainer (the VGG16 emotion model) to show a model-agnostic transfer.
 The paper used MobileNetV2; at the benchmark's 64 px and 3,821 training faces a from-scratch
-MobileNetV2 stayed at the class prior for 10-20 epochs under every recipe tried (README, "The
+MobileNetV2 stayed at the class prior for 10-20 epochs under every recipe tried (docs/masking.md, "The
 trainees"), while a ResNet-10 (torchvision's ResNet with one BasicBlock per stage) reached
 validation macro F1 ~0.45 in 10 epochs with the paper's Adam lr 0.001, so ResNet-10 is the default.
 """

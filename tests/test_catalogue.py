@@ -404,22 +404,24 @@ def params_empty_section(w, tmp):
 
 @case("params")
 def params_learning_rate_infinite(w, tmp):
-    params = _smoke_with(tmp, "  epochs: 25\n  batch_size: 32\n  optimizer: {lr: 0.01,",
-                         "  epochs: 25\n  batch_size: 32\n  optimizer: {lr: .inf,")
+    params = _smoke_with(tmp, "{lr: 0.01, momentum: 0.9, weight_decay: 0.0005, lr_decay: 1.0",
+                         "{lr: .inf, momentum: 0.9, weight_decay: 0.0005, lr_decay: 1.0")  # train_emotion's
     return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), str(params), "finite",
                   _finished_training(tmp))
 
 
 @case("params")
 def params_not_a_number(w, tmp):
-    params = _smoke_with(tmp, "  epochs: 25\n  batch_size: 32\n", "  epochs: .nan\n  batch_size: 32\n")
+    params = _smoke_with(tmp, "  epochs: 25\n  patience: 0                 #",
+                         "  epochs: .nan\n  patience: 0                 #")
     return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), str(params), "train_emotion.epochs",
                   _finished_training(tmp))
 
 
 @case("params")
 def params_out_of_range(w, tmp):
-    params = _smoke_with(tmp, "  epochs: 25\n  batch_size: 32\n", "  epochs: 25\n  batch_size: 0\n")
+    params = _smoke_with(tmp, "# no early stop: every epoch runs\n  batch_size: 32\n",
+                         "# no early stop: every epoch runs\n  batch_size: 0\n")
     return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), str(params), "train_emotion.batch_size",
                   _finished_training(tmp))
 
@@ -730,7 +732,8 @@ def test_accepted_a_corrupt_checkpoint_is_moved_aside_and_training_starts_over(w
     """Accepted (exit 0), by design: a checkpoint cut short (a disk full mid-write) costs the epochs it held,
     not the run. It is named on stderr and kept as <name>.corrupt for a look."""
     tmp = tmp_path.resolve()
-    params = _smoke_with(tmp, "  epochs: 25\n  batch_size: 32\n", "  epochs: 2\n  batch_size: 32\n")
+    params = _smoke_with(tmp, "  epochs: 25\n  patience: 0                 #",
+                         "  epochs: 2\n  patience: 0                 #")
     checkpoint = tmp / "checkpoint.pt"
     checkpoint.write_bytes(b"PK\x03\x04 cut short")
     result = runner.invoke(app, _train("train-emotion", tmp, params, data=world.emotion_data),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from facetransfer.cli import app
@@ -142,13 +143,30 @@ def _finished_training(tmp: Path) -> list[Path]:
             outputs["--run-id"]]
 
 
-def _smoke_with(tmp: Path, old: str, new: str) -> Path:
-    """The smoke params with `old` (which must occur once) replaced by `new`."""
-    text = SMOKE_PARAMS.read_text()
-    assert text.count(old) == 1, old
+def _smoke_with(tmp: Path, key: str, value) -> Path:
+    """The smoke params with the dotted `key` (e.g. train_emotion.optimizer.lr) set to `value`, as a file."""
+    params = yaml.safe_load(SMOKE_PARAMS.read_text())
+    *sections, last = key.split(".")
+    node = params
+    for name in sections:
+        node = node[name]
+    assert last in node, key  # a key the profile has: the case edits it, never adds a duplicate
+    node[last] = value
     path = tmp / "params.yaml"
-    path.write_text(text.replace(old, new))
+    path.write_text(yaml.safe_dump(params))  # inf and nan as YAML's .inf and .nan
     return path
+
+
+def _train_emotion_params(w: World, tmp: Path, key: str, value, culprit: str | None, says: str) -> Expect:
+    """train-emotion with one train_emotion param changed; the line names the params file (or `culprit`)."""
+    params = _smoke_with(tmp, f"train_emotion.{key}", value)
+    return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), culprit or str(params), says,
+                  _finished_training(tmp))
+
+
+def _synth_params(tmp: Path, params: Path, says: str) -> Expect:
+    """synth with a params file that cannot serve; the line names that file, synth writes nothing."""
+    return Expect(["synth", "--out", str(tmp / "data"), "--params", str(params)], str(params), says, [tmp / "data"])
 
 
 def _params(tmp: Path, section: str, text: str) -> Path:
@@ -404,63 +422,45 @@ def params_empty_section(w, tmp):
 
 @case("params")
 def params_learning_rate_infinite(w, tmp):
-    params = _smoke_with(tmp, "{lr: 0.01, momentum: 0.9, weight_decay: 0.0005, lr_decay: 1.0",
-                         "{lr: .inf, momentum: 0.9, weight_decay: 0.0005, lr_decay: 1.0")  # train_emotion's
-    return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), str(params), "finite",
-                  _finished_training(tmp))
+    return _train_emotion_params(w, tmp, "optimizer.lr", float("inf"), None, "finite")
 
 
 @case("params")
 def params_not_a_number(w, tmp):
-    params = _smoke_with(tmp, "  epochs: 25\n  patience: 0                 #",
-                         "  epochs: .nan\n  patience: 0                 #")
-    return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), str(params), "train_emotion.epochs",
-                  _finished_training(tmp))
+    return _train_emotion_params(w, tmp, "epochs", float("nan"), None, "train_emotion.epochs")
 
 
 @case("params")
 def params_out_of_range(w, tmp):
-    params = _smoke_with(tmp, "# no early stop: every epoch runs\n  batch_size: 32\n",
-                         "# no early stop: every epoch runs\n  batch_size: 0\n")
-    return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), str(params), "train_emotion.batch_size",
-                  _finished_training(tmp))
+    return _train_emotion_params(w, tmp, "batch_size", 0, None, "train_emotion.batch_size")
 
 
 @case("params")
 def params_file_is_binary(w, tmp):
-    params = tmp / "params.yaml"
-    params.write_bytes(bytes(range(256)))
-    return Expect(["synth", "--out", str(tmp / "data"), "--params", str(params)], str(params), "not UTF-8 text",
-                  [tmp / "data"])
+    (tmp / "params.yaml").write_bytes(bytes(range(256)))
+    return _synth_params(tmp, tmp / "params.yaml", "not UTF-8 text")
 
 
 @case("params")
 def params_file_is_a_folder(w, tmp):
-    params = tmp / "params.yaml"
-    params.mkdir()
-    return Expect(["synth", "--out", str(tmp / "data"), "--params", str(params)], str(params), "is a folder",
-                  [tmp / "data"])
+    (tmp / "params.yaml").mkdir()
+    return _synth_params(tmp, tmp / "params.yaml", "is a folder")
 
 
 @case("params")
 def params_file_missing(w, tmp):
-    params = tmp / "params.yaml"
-    return Expect(["synth", "--out", str(tmp / "data"), "--params", str(params)], str(params), "", [tmp / "data"])
+    return _synth_params(tmp, tmp / "params.yaml", "params file not found")
 
 
 @case("params")
 def params_yaml_syntax(w, tmp):
-    params = tmp / "params.yaml"
-    params.write_text("synth: {image_size: 64\nprepare: [\n")
-    return Expect(["synth", "--out", str(tmp / "data"), "--params", str(params)], str(params), "", [tmp / "data"])
+    (tmp / "params.yaml").write_text("synth: {image_size: 64\nprepare: [\n")
+    return _synth_params(tmp, tmp / "params.yaml", "not valid YAML")
 
 
 @case("params")
 def params_device_cuda_without_one(w, tmp):
-    params = _smoke_with(tmp, "train_emotion:\n  seed: 2022\n  device: auto",
-                         "train_emotion:\n  seed: 2022\n  device: cuda")
-    return Expect(_train("train-emotion", tmp, params, data=w.emotion_data), "device: cuda",
-                  "torch sees no CUDA device", _finished_training(tmp))
+    return _train_emotion_params(w, tmp, "device", "cuda", "device: cuda", "torch sees no CUDA device")
 
 
 # --- model files --------------------------------------------------------------------------------------
@@ -586,8 +586,9 @@ def output_of_an_analysis_stage_is_a_file(w, tmp):
 def output_ranking_is_a_folder(w, tmp):
     (tmp / "ranking.json").mkdir()
     return Expect(["saliency", "--retrain", str(tmp / "retrain"), "--source", str(w.emotion_model.parent),
-                   "--data", str(w.emotion_data), "--out", str(tmp / "saliency"), "--ranking", str(tmp / "ranking.json"),
-                   "--metrics", str(tmp / "loc.json"), "--run-id", str(tmp / "run.json"),
+                   "--data", str(w.emotion_data), "--out", str(tmp / "saliency"),
+                   "--ranking", str(tmp / "ranking.json"), "--metrics", str(tmp / "loc.json"),
+                   "--run-id", str(tmp / "run.json"),
                    "--params", str(SMOKE_PARAMS)], str(tmp / "ranking.json"), "expected a file path",
                   [tmp / "loc.json", tmp / "saliency"])
 
@@ -732,8 +733,7 @@ def test_accepted_a_corrupt_checkpoint_is_moved_aside_and_training_starts_over(w
     """Accepted (exit 0), by design: a checkpoint cut short (a disk full mid-write) costs the epochs it held,
     not the run. It is named on stderr and kept as <name>.corrupt for a look."""
     tmp = tmp_path.resolve()
-    params = _smoke_with(tmp, "  epochs: 25\n  patience: 0                 #",
-                         "  epochs: 2\n  patience: 0                 #")
+    params = _smoke_with(tmp, "train_emotion.epochs", 2)
     checkpoint = tmp / "checkpoint.pt"
     checkpoint.write_bytes(b"PK\x03\x04 cut short")
     result = runner.invoke(app, _train("train-emotion", tmp, params, data=world.emotion_data),

@@ -42,13 +42,13 @@ def attention_study(
     from facetransfer.analysis import attention as core
     from facetransfer.report.figures import accuracy_boxes
     from facetransfer.training.loop import resolve_device
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import EMOTION_SOURCE, load_model
 
     with user_errors():
         check_outputs(folders=[out], files=[metrics, run_ids])  # before any work
         cfg = load_section(params, "attention_study")
         device = resolve_device(cfg.device)
-        source_model, saved = load_model(source, ("train_emotion",))
+        source_model, saved = load_model(source, EMOTION_SOURCE)
         arch = saved["arch"]
         train, groups, tests = _datasets(ckplus, test)
         splits = core.folds(train.labels, groups, cfg.folds, cfg.seed)

@@ -45,7 +45,7 @@ def cka(
     from facetransfer.analysis.control_names import planned
     from facetransfer.report.figures import cka_lines
     from facetransfer.training.loop import resolve_device
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import EMOTION_HEAD, EMOTION_SOURCE, PAIN_MODEL, load_model
 
     with user_errors():
         check_outputs(folders=[out], files=[metrics, run_id])  # before any work
@@ -54,11 +54,10 @@ def cka(
         files = _model_files(pain, controls, study.seeds, cfg.freeze_blocks, names)
         device = str(resolve_device(cfg.device))
         images = _test_images(data, cfg.max_images)
-        reference = core.block_outputs(load_model(source, ("train_emotion",))[0], images, cfg.batch_size, device)
+        reference = core.block_outputs(load_model(source, EMOTION_SOURCE)[0], images, cfg.batch_size, device)
         rows = []
         for i, (name, seed, path) in enumerate(files, 1):
-            wrote = ("train_pain",) if name.startswith("freeze") else ("retrain_emotion",)  # pain model or control
-            model, saved = load_model(path, wrote)
+            model, saved = load_model(path, PAIN_MODEL if name.startswith("freeze") else EMOTION_HEAD)  # or a control
             frozen = saved.get("freeze_blocks") or 0  # controls fine-tune every block: 0
             values = core.cka_by_block(reference, core.block_outputs(model, images, cfg.batch_size, device), frozen,
                                        str(path))

@@ -25,9 +25,9 @@ def _model_paths(models: Path, seeds: tuple[int, ...], blocks: list[int]) -> dic
 
 
 def _load_models(paths: dict[str, Path]) -> dict:
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import PAIN_MODEL, load_model
 
-    return {name: load_model(path, ("train_pain",))[0] for name, path in paths.items()}
+    return {name: load_model(path, PAIN_MODEL)[0] for name, path in paths.items()}
 
 
 def _nominated(ranking: Path | None, compared: list[str], top: int) -> dict[int, list[str]]:

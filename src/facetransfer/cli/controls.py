@@ -17,14 +17,14 @@ def _load_controls(folder: Path, names: list[str], stage: str = "train-control")
     """name -> head-retrained model and name -> test predictions of the controls `names` (`stage` made them)."""
     import pandas as pd
 
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import EMOTION_HEAD, load_model
 
     models, predictions = {}, {}
     for name in names:
         for path in (folder / name / "model.pt", folder / name / "test_predictions.csv"):
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: not found (run the {stage} stage of {name} first)")
-        models[name] = load_model(folder / name / "model.pt", ("retrain_emotion",))[0]
+        models[name] = load_model(folder / name / "model.pt", EMOTION_HEAD)[0]
         predictions[name] = pd.read_csv(folder / name / "test_predictions.csv", usecols=["row", "label", "predicted"])
     return models, predictions
 
@@ -35,7 +35,7 @@ def _reference(source: Path, data: Path, cfg) -> tuple:
 
     from facetransfer.training import stages
 
-    trained = stages.retrain_emotion(source, data, cfg.head, section="controls.head", source_stages=("train_emotion",))
+    trained = stages.retrain_emotion(source, data, cfg.head, section="controls.head", source_stages=stages.EMOTION_SOURCE)
     frame = pd.DataFrame({"row": trained.test_rows, "label": trained.test_labels,
                           "predicted": trained.test_probs.argmax(1)})
     return trained.model.eval(), frame

@@ -33,7 +33,7 @@ def mask(
     from facetransfer.masking import dataset as core
     from facetransfer.report.figures import mask_sheet
     from facetransfer.training.loop import resolve_device
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import EMOTION_CLASSIFIER, load_model
 
     with user_errors():
         check_outputs(folders=[out], files=[metrics, run_id])  # before any work
@@ -44,7 +44,7 @@ def mask(
                 raise FileNotFoundError(f"{path}: not found (run train-emotion and prepare first)")
         table = pd.read_csv(table_path)
         images = load_array(data / "images.npy")[table["row"].to_numpy(np.int64)]
-        model = load_model(trainer, ("train_emotion", "retrain_emotion", "fine_tune_emotion"))[0]  # 8 emotion classes
+        model = load_model(trainer, EMOTION_CLASSIFIER)[0]
         start = time.perf_counter()
         relevance, predicted = core.trainer_relevance(model, images, cfg, resolve_device(cfg.device))
         keep = core.keep_masks(relevance, cfg)

@@ -13,7 +13,6 @@ from facetransfer.config import load_section
 from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 
 SOURCE = "emotion"  # the source model's key, as in the saliency stage's outputs
-_STAGES = {True: ("train_emotion",), False: ("retrain_emotion",)}  # is the source? -> the stage that wrote it
 
 
 def _model_paths(source: Path, retrain: Path, blocks: tuple[int, ...]) -> dict[str, Path]:
@@ -65,7 +64,7 @@ def necessity(
     from facetransfer.analysis import necessity as core
     from facetransfer.report.figures import necessity_heatmaps
     from facetransfer.training.loop import resolve_device
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import EMOTION_HEAD, EMOTION_SOURCE, load_model
 
     with user_errors():
         check_outputs(folders=[out], files=[metrics, summary, run_id])  # before any work
@@ -79,9 +78,10 @@ def necessity(
         core.warn_if_sparse(test, data / "test.csv")
         typer.echo(f"necessity: {len(test.labels)} test images, {len(test.counterfactual_images)} counterfactuals, "
                    f"{len(paths)} models", err=True)
-        results = {name: core.model_necessity(load_model(path, _STAGES[name == SOURCE])[0], test, cfg.batch_size,
-                                              device, cfg.confidence)
-                   for name, path in paths.items()}
+        models = {name: load_model(path, EMOTION_SOURCE if name == SOURCE else EMOTION_HEAD)[0]
+                  for name, path in paths.items()}
+        results = {name: core.model_necessity(model, test, cfg.batch_size, device, cfg.confidence)
+                   for name, model in models.items()}
         table = core.long_table(results)
         matrices = {name: core.cell_matrix(cells) for name, cells in results.items()}
         marks = {name: core.cell_matrix(cells, core.significant_drop(cfg.alpha)) > 0 for name, cells in results.items()}

@@ -16,7 +16,7 @@ from facetransfer.fsutil import atomic_dir, check_outputs, write_json_atomic
 def _load(retrain: Path, source: Path, blocks: list[int], rows):
     import pandas as pd
 
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import EMOTION_HEAD, EMOTION_SOURCE, load_model
 
     models, predictions = {}, {}
     for k in blocks:
@@ -24,12 +24,12 @@ def _load(retrain: Path, source: Path, blocks: list[int], rows):
         for path in (folder / "model.pt", folder / "test_predictions.csv"):
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: not found (run the retrain-emotion stage for freeze block {k} first)")
-        models[f"freeze{k}"] = load_model(folder / "model.pt", ("retrain_emotion",))[0]
+        models[f"freeze{k}"] = load_model(folder / "model.pt", EMOTION_HEAD)[0]
         table = pd.read_csv(folder / "test_predictions.csv", usecols=["row", "predicted"]).set_index("row")
         predictions[f"freeze{k}"] = table.loc[rows, "predicted"].to_numpy()
     if not (source / "model.pt").is_file():
         raise FileNotFoundError(f"{source / 'model.pt'}: not found (run the train-emotion stage first)")
-    return {"emotion": load_model(source / "model.pt", ("train_emotion",))[0], **models}, predictions
+    return {"emotion": load_model(source / "model.pt", EMOTION_SOURCE)[0], **models}, predictions
 
 
 def _seed_rankings(retrain: Path, source: Path, test, cfg, device: str) -> dict:

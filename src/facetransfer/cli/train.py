@@ -183,7 +183,7 @@ def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metr
     with user_errors():
         cfg = load_section(params, "retrain_emotion").with_seed(seed)
         _check_outputs(out, metrics, plots, run_id, checkpoint)
-        source_freeze = stages.load_model(source, ("train_pain",))[1].get("freeze_blocks")
+        source_freeze = stages.load_model(source, stages.PAIN_MODEL)[1].get("freeze_blocks")
         name = f"FreezeB{source_freeze}"
         with tracking.start_run("facetransfer", f"retrain-emotion/{name}/seed{seed}", params=cfg.model_dump(mode="json"),
                                 tags=_run_tags("retrain_emotion", freeze_blocks=source_freeze, seed=seed),

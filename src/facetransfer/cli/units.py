@@ -30,7 +30,7 @@ def units(
     from facetransfer.analysis.saliency import load_test_images
     from facetransfer.report.unit_figures import unit_patches
     from facetransfer.training.loop import resolve_device
-    from facetransfer.training.stages import load_model
+    from facetransfer.training.stages import EMOTION_SOURCE, PAIN_MODEL, load_model
 
     with user_errors():
         check_outputs(folders=[out], files=[metrics, run_id])  # before any work
@@ -40,7 +40,7 @@ def units(
         paths = {"emotion": source} | {f"freeze{k}": pain / f"freeze{k}" / "model.pt" for k in cfg.compare}
         tables, activations = [], {}
         for name, path in paths.items():
-            model, _ = load_model(path, ("train_emotion",) if name == "emotion" else ("train_pain",))
+            model, _ = load_model(path, EMOTION_SOURCE if name == "emotion" else PAIN_MODEL)
             activations[name] = core.unit_activations(model, images.images, cfg.batch_size, device)
             tables.append(core.unit_table(name, activations[name], images))
         import pandas as pd

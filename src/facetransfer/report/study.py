@@ -106,19 +106,21 @@ CONCEPT_COLUMNS = {"au": "AU", "model_b": "model", "mean_f1_a": "F1 reference", 
 
 
 def _provenance(read: _Reader, params_text: str, provenance: dict[str, str]) -> list[str]:
+    fmt = read.fmt
     facts = pd.DataFrame({"": list(provenance), "value": list(provenance.values())})
-    return [read.fmt.table(facts), read.fmt.preformatted(params_text, summary="params.yaml (click to open)")]
+    return [fmt.table(facts), fmt.preformatted(params_text, summary="params.yaml (click to open)")]
 
 
 def _transfer(read: _Reader, paths: StudyPaths) -> list[str]:
+    fmt = read.fmt
     folder = paths.metrics / "pain"
     found = sorted(folder.glob("freeze*.json")) if folder.is_dir() else []
     if not found:
         read.missing.append(str(folder))
         return [read.absent(folder)]
     metrics = {p.stem: json.loads(p.read_text()) for p in found}
-    return [read.fmt.text("Table 1: the pain models (FreezeBk: the first k conv blocks kept from the emotion model), "
-                      "on the pain test set, mean over the training seeds."), read.fmt.table(pain_table(metrics))]
+    return [fmt.text("Table 1: the pain models (FreezeBk: the first k conv blocks kept from the emotion model), "
+                     "on the pain test set, mean over the training seeds."), fmt.table(pain_table(metrics))]
 
 
 def across_seeds_table(across: dict[str, dict]) -> pd.DataFrame:
@@ -140,25 +142,26 @@ def cka_table(cka: dict[str, dict[str, dict]]) -> pd.DataFrame:
 
 def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
     """What held up: forgetting across seeds, representation drift per block, and the calibrated controls."""
+    fmt = read.fmt
     parts = []
     summary = read.json(paths.metrics / "forgetting.json")
     if summary is not None and "across_seeds" in summary:
-        parts += [read.fmt.heading(f"Forgetting across {len(summary['seeds'])} training seeds, {summary['reference']} "
-                               "vs each model"),
-                  read.fmt.text("Per seed: recall of the reference minus recall of the model (both trained with that "
-                            "seed) on a class's test images. Mean over seeds, Student-t interval, paired t-test "
-                            f"over seeds; {summary['family_rule']}."),
-                  read.fmt.table(across_seeds_table(summary["across_seeds"])),
+        parts += [fmt.heading(f"Forgetting across {len(summary['seeds'])} training seeds, {summary['reference']} "
+                              "vs each model"),
+                  fmt.text("Per seed: recall of the reference minus recall of the model (both trained with that "
+                           "seed) on a class's test images. Mean over seeds, Student-t interval, paired t-test "
+                           f"over seeds; {summary['family_rule']}."),
+                  fmt.table(across_seeds_table(summary["across_seeds"])),
                   read.figure(paths.reports / "forgetting" / "across_seeds.png", "Forgetting across seeds")]
     elif summary is None:
         parts.append(read.absent(paths.metrics / "forgetting.json"))
     cka = read.json(paths.metrics / "cka.json")
     if cka is not None:
-        parts += [read.fmt.heading("Representation drift: linear CKA with the source model, by conv block"),
-                  read.fmt.text("1 = the same representation (up to rotation and scale); blocks a model kept frozen "
-                            "are checked to be 1. Mean over training seeds with its 95 % interval; controls are "
-                            "one model each."),
-                  read.fmt.table(cka_table(cka)),
+        parts += [fmt.heading("Representation drift: linear CKA with the source model, by conv block"),
+                  fmt.text("1 = the same representation (up to rotation and scale); blocks a model kept frozen "
+                           "are checked to be 1. Mean over training seeds with its 95 % interval; controls are "
+                           "one model each."),
+                  fmt.table(cka_table(cka)),
                   read.figure(paths.reports / "cka" / "cka.png", "CKA by block, one line per model")]
     else:
         parts.append(read.absent(paths.metrics / "cka.json"))
@@ -169,38 +172,39 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
                                  "seeds": r["n_seeds"]}
                                 for model, classes in ranking["across_seeds"].items() for cls, rows in classes.items()
                                 for r in rows if r["flagged"]])
-        parts += [read.fmt.heading(f"AU regions the reference used more, across {len(ranking['seeds'])} seeds"),
-                  read.fmt.text(f"Rule: {ranking['across_seeds_rule']}; flagged at Holm p < {ranking['alpha']}.")]
-        parts.append(read.fmt.table(flagged) if len(flagged) else read.fmt.text("No AU region is flagged across seeds."))
+        parts += [fmt.heading(f"AU regions the reference used more, across {len(ranking['seeds'])} seeds"),
+                  fmt.text(f"Rule: {ranking['across_seeds_rule']}; flagged at Holm p < {ranking['alpha']}.")]
+        parts.append(fmt.table(flagged) if len(flagged) else fmt.text("No AU region is flagged across seeds."))
     verdicts = read.csv(paths.reports / "controls" / "verdicts.csv")
     if verdicts is not None:
-        parts += [read.fmt.heading("Calibrated against known answers: planted-forgetting controls"),
-                  read.fmt.text("Each line of evidence on the positive controls (an AU planted as forgotten) beside "
-                            "how often the same check fired on the negative controls (nothing planted, other "
-                            "seeds): its false-alarm rate."),
-                  read.fmt.table(verdicts)]
+        parts += [fmt.heading("Calibrated against known answers: planted-forgetting controls"),
+                  fmt.text("Each line of evidence on the positive controls (an AU planted as forgotten) beside "
+                           "how often the same check fired on the negative controls (nothing planted, other "
+                           "seeds): its false-alarm rate."),
+                  fmt.table(verdicts)]
     return parts
 
 
 def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
+    fmt = read.fmt
     parts = []
     summary = read.json(paths.metrics / "forgetting.json")
     recall = read.csv(paths.reports / "forgetting" / "recall.csv")
     if recall is not None:
-        parts += [read.fmt.text("Emotion recall per class after retraining the head on each pain model's frozen features "
-                            "(mean over seeds)."),
-                  read.fmt.table(recall)]
+        parts += [fmt.text("Emotion recall per class after retraining the head on each pain model's frozen features "
+                           "(mean over seeds)."),
+                  fmt.table(recall)]
     parts.append(read.figure(paths.reports / "forgetting" / "recall.png", "Fig. 3 analogue: recall per class per model"))
     if summary is None:
         return parts + [read.absent(paths.metrics / "forgetting.json")]
     trade = summary["trade_off"]
     seed = summary.get("mcnemar_seed")
-    parts += [read.fmt.heading(f"Detail: McNemar per class on one seed's test images{f' (seed {seed})' if seed else ''}, "
-                           f"{summary['reference']} vs each model"),
-              read.fmt.table(mcnemar_table(summary["mcnemar"])),
-              read.fmt.heading("The pain/emotion trade-off"),
-              read.fmt.text(f"Pareto front: {', '.join(trade['pareto_front'])}. Balanced choice: {trade['balanced']} "
-                        f"(rule: {trade['rule']})."),
+    parts += [fmt.heading(f"Detail: McNemar per class on one seed's test images{f' (seed {seed})' if seed else ''}, "
+                          f"{summary['reference']} vs each model"),
+              fmt.table(mcnemar_table(summary["mcnemar"])),
+              fmt.heading("The pain/emotion trade-off"),
+              fmt.text(f"Pareto front: {', '.join(trade['pareto_front'])}. Balanced choice: {trade['balanced']} "
+                       f"(rule: {trade['rule']})."),
               read.figure(paths.reports / "forgetting" / "trade_off.png", "Fig. 6 analogue: pain vs emotion recall")]
     return parts
 
@@ -211,33 +215,35 @@ def necessity_table(summary: dict[str, dict[str, float]]) -> pd.DataFrame:
 
 
 def _necessity(read: _Reader, paths: StudyPaths) -> list[str]:
+    fmt = read.fmt
     summary = read.json(paths.metrics / "necessity_summary.json")
     if summary is None:
         return [read.absent(paths.metrics / "necessity_summary.json")]
     if "skipped" in summary:
-        return [read.fmt.text(f"Skipped: {summary['skipped']}.")]
-    return [read.fmt.text("Ground truth of what each model uses, measured without training: every test image rendered "
-                      "again with one AU switched off (all else identical). A cell is the class's recall drop when "
-                      "the AU is removed from the images of that class showing it; contempt needs AU14, surprise "
-                      "AU5 and happy AU12 by construction. 'FreezeBk forgot AU14' should mean its contempt drop fell."),
-            read.fmt.table(necessity_table(summary)),
+        return [fmt.text(f"Skipped: {summary['skipped']}.")]
+    return [fmt.text("Ground truth of what each model uses, measured without training: every test image rendered "
+                     "again with one AU switched off (all else identical). A cell is the class's recall drop when "
+                     "the AU is removed from the images of that class showing it; contempt needs AU14, surprise "
+                     "AU5 and happy AU12 by construction. 'FreezeBk forgot AU14' should mean its contempt drop fell."),
+            fmt.table(necessity_table(summary)),
             read.figure(paths.reports / "necessity" / "necessity.png",
                         "Recall drop per class (rows) and AU switched off (columns), per model")]
 
 
 def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
+    fmt = read.fmt
     parts = []
     ranking = read.json(paths.saliency / "au_ranking.json")
     if ranking is not None:
-        parts += [read.fmt.text(f"AU ranking ({ranking['rule']}); top {cfg.ranking_top} per class and model."),
-                  read.fmt.table(ranking_table(ranking, cfg.ranking_top))]
+        parts += [fmt.text(f"AU ranking ({ranking['rule']}); top {cfg.ranking_top} per class and model."),
+                  fmt.table(ranking_table(ranking, cfg.ranking_top))]
     scores = read.json(paths.metrics / "localisation.json")
     truth = (ranking or {}).get("regions", "AU regions")
     if scores is not None and "skipped" in scores:
-        parts += [read.fmt.heading(f"Localisation against the {truth}"), read.fmt.text(f"Skipped: {scores['skipped']}.")]
+        parts += [fmt.heading(f"Localisation against the {truth}"), fmt.text(f"Skipped: {scores['skipped']}.")]
     elif scores is not None:
-        parts += [read.fmt.heading(f"Localisation against the {truth} of the AUs present"),
-                  read.fmt.table(localisation_table(scores))]
+        parts += [fmt.heading(f"Localisation against the {truth} of the AUs present"),
+                  fmt.table(localisation_table(scores))]
     grids = paths.saliency / "grids"
     for k in cfg.grid_models:
         found = sorted(grids.glob(f"*_vs_freeze{k}_*.png")) if grids.is_dir() else []
@@ -249,6 +255,7 @@ def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
 
 
 def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
+    fmt = read.fmt
     rows = read.json(paths.metrics / "concepts.json")
     parts = []
     if rows is not None:
@@ -257,36 +264,37 @@ def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
                                "plain_p": r["plain"]["pvalue"], "corrected_p": r["corrected"]["pvalue"],
                                "corrected_p_holm": r["corrected"]["pvalue_holm"], "five_by_two_p": r["five_by_two"]["pvalue"],
                                "forgotten": r["forgotten"]} for r in rows])
-        parts += [read.fmt.text("Linear probes per AU on the last conv block: the paper's plain paired t-test beside the "
-                            "Nadeau-Bengio corrected test and Dietterich's 5x2cv."),
-                  read.fmt.table(table.rename(columns=CONCEPT_COLUMNS))]
+        parts += [fmt.text("Linear probes per AU on the last conv block: the paper's plain paired t-test beside the "
+                           "Nadeau-Bengio corrected test and Dietterich's 5x2cv."),
+                  fmt.table(table.rename(columns=CONCEPT_COLUMNS))]
     parts.append(read.figure(paths.reports / "concepts" / "f1_differences.png", "Probe F1 differences, plain vs corrected CI"))
     return parts
 
 
 def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
+    fmt = read.fmt
     parts = []
     summary = read.json(paths.metrics / "masking.json")
     if summary is not None:
         kept = pd.DataFrame({"method": list(summary["kept_fraction"]), "kept pixels": list(summary["kept_fraction"].values())})
-        parts += [read.fmt.text(f"{summary['images']} training images masked; the trainer got "
-                            f"{summary['trainer_accuracy']:.3f} of them right."), read.fmt.table(kept)]
+        parts += [fmt.text(f"{summary['images']} training images masked; the trainer got "
+                           f"{summary['trainer_accuracy']:.3f} of them right."), fmt.table(kept)]
     for method in ("negative", "mean", "perceptive"):
         parts.append(read.figure(paths.masked / method / "sample.png", f"{method} masking: original | mask | masked"))
     table = read.csv(paths.reports / "trainee" / "summary.csv")
     summary = read.json(paths.metrics / "trainee_summary.json")
     if table is not None:
         trainee = summary.get("trainee", "Trainee") if summary is not None else "Trainee"
-        parts += [read.fmt.heading(f"Trainees ({trainee}), across training seeds"), read.fmt.table(table)]
+        parts += [fmt.heading(f"Trainees ({trainee}), across training seeds"), fmt.table(table)]
     if summary is not None:
         v, test = summary["verdict"], summary["mcnemar_best_vs_plain"]
         holds = {True: "yes", False: "no", None: "untested (one seed)"}[v["masking_sped_learning"]]
         gain = f"{v['auc_gain']:+.3f}" + (f" [{v['auc_gain_ci'][0]:+.3f}, {v['auc_gain_ci'][1]:+.3f}], Holm p = "
                                           f"{v['auc_gain_pvalue_holm']:.3g}" if v["auc_gain_ci"][0] is not None else "")
-        parts.append(read.fmt.text(f"Best masked variant by mean area under the F1 curve over {len(summary['seeds'])} seeds: "
-                               f"{v['best_masked']} ({v['auc_best']:.3f} vs plain {v['auc_baseline']:.3f}; paired gain "
-                               f"{gain}); masking sped learning across seeds: {holds}. Detail, seed "
-                               f"{test['seed']}: McNemar on the validation images p = {test['pvalue']:.3g}."))
+        parts.append(fmt.text(f"Best masked variant by mean area under the F1 curve over {len(summary['seeds'])} seeds: "
+                              f"{v['best_masked']} ({v['auc_best']:.3f} vs plain {v['auc_baseline']:.3f}; paired gain "
+                              f"{gain}); masking sped learning across seeds: {holds}. Detail, seed "
+                              f"{test['seed']}: McNemar on the validation images p = {test['pvalue']:.3g}."))
     parts += [read.figure(paths.reports / "trainee" / "curves.png", "Fig. 10 analogue: learning curves of the trainees "
                           "(mean over seeds, band: ± 1 SD)"),
               read.figure(paths.reports / "trainee" / "confusion.png", "Confusion matrices: plain vs best masked (detail seed)")]
@@ -294,53 +302,56 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
 
 
 def _attention(read: _Reader, paths: StudyPaths) -> list[str]:
+    fmt = read.fmt
     accuracy = read.csv(paths.reports / "attention" / "accuracy.csv")
     places = read.csv(paths.reports / "attention" / "localisation.csv")
-    parts = [read.fmt.text("Arabian et al. 2022: VGG16 with and without SE / CBAM after conv blocks 2-4, from scratch "
-                       "(Glorot) or from the emotion model, trained on CK+ six-class peak frames in subject-disjoint folds; "
-                       "accuracy on the held-out fold (ckplus) and on the other datasets' test images.")]
+    parts = [fmt.text("Arabian et al. 2022: VGG16 with and without SE / CBAM after conv blocks 2-4, from scratch "
+                      "(Glorot) or from the emotion model, trained on CK+ six-class peak frames in subject-disjoint folds; "
+                      "accuracy on the held-out fold (ckplus) and on the other datasets' test images.")]
     if accuracy is not None:
-        parts.append(read.fmt.table(accuracy))
+        parts.append(fmt.table(accuracy))
     parts.append(read.figure(paths.reports / "attention" / "accuracy.png", "Table 2 analogue: accuracy per fold"))
     if places is not None:
         wide = places.pivot_table(index=["init", "attention"], columns="class", values="dice", sort=False).reset_index()
-        parts += [read.fmt.heading("Grad-CAM DICE against the regions of each class's AUs (held-out CK+ images)"),
-                  read.fmt.table(wide)]
+        parts += [fmt.heading("Grad-CAM DICE against the regions of each class's AUs (held-out CK+ images)"),
+                  fmt.table(wide)]
     return parts
 
 
 def _units(read: _Reader, paths: StudyPaths) -> list[str]:
-    parts = [read.fmt.text("Khorrami et al.: units of the last conv layer whose peak activation detects an AU (ROC AUC) and "
-                       "whose activation falls on the AU's region (lift over the region's area share), on CK+ peak frames.")]
+    fmt = read.fmt
+    parts = [fmt.text("Khorrami et al.: units of the last conv layer whose peak activation detects an AU (ROC AUC) and "
+                      "whose activation falls on the AU's region (lift over the region's area share), on CK+ peak frames.")]
     survival = read.csv(paths.reports / "units" / "survival.csv")
     if survival is not None:
-        parts += [read.fmt.heading("The emotion model's units for the tracked AUs, in each model"), read.fmt.table(survival)]
+        parts += [fmt.heading("The emotion model's units for the tracked AUs, in each model"), fmt.table(survival)]
     found = read.csv(paths.reports / "units" / "detectors.csv")
     if found is not None:
         best = found.drop_duplicates(["model", "au"]).pivot_table(index="au", columns="model", values="auc", sort=False)
-        parts += [read.fmt.heading("Best detector AUC per AU and model (blank: no detector)"), read.fmt.table(best.reset_index())]
+        parts += [fmt.heading("Best detector AUC per AU and model (blank: no detector)"), fmt.table(best.reset_index())]
     parts.append(read.figure(paths.reports / "units" / "patches.png", "Top-activating patches of the tracked units"))
     return parts
 
 
 def _controls(read: _Reader, paths: StudyPaths) -> list[str]:
-    parts = [read.fmt.text("Planted-forgetting controls: the emotion model fine-tuned on the AffectNet-like training set "
-                       "re-rendered without one AU (positive: the tool should find that AU) or unmodified with another "
-                       "seed (negative: the tool should flag nothing); heads retrained on unmodified data, then the "
-                       "study's analyses run source vs each control. plant_took checks from ground truth whether the "
-                       "control really looks less at the AU (relevance share in its counterfactual footprint on every "
-                       "test image showing it) and by more than the negative controls do (plant_took_across_seeds: the "
-                       "same shift per model, the control's fine-tunings against the negatives over seeds); "
-                       "necessity_fell whether the "
-                       "dependent class needs the AU less (recall drop without it on counterfactual images); "
-                       "recall_dropped_across_seeds whether the dependent class's recall of the control's fine-tunings "
-                       "over seeds is below the negatives' (a two-sample t-test over seeds, Holm over the classes; "
-                       "recall_dropped is the single-seed McNemar).")]
-    parts.append(read.fmt.text("The verdict table, with each check's false-alarm rate on the negatives, leads the "
-                           "report (first section)."))
+    fmt = read.fmt
+    parts = [fmt.text("Planted-forgetting controls: the emotion model fine-tuned on the AffectNet-like training set "
+                      "re-rendered without one AU (positive: the tool should find that AU) or unmodified with another "
+                      "seed (negative: the tool should flag nothing); heads retrained on unmodified data, then the "
+                      "study's analyses run source vs each control. plant_took checks from ground truth whether the "
+                      "control really looks less at the AU (relevance share in its counterfactual footprint on every "
+                      "test image showing it) and by more than the negative controls do (plant_took_across_seeds: the "
+                      "same shift per model, the control's fine-tunings against the negatives over seeds); "
+                      "necessity_fell whether the "
+                      "dependent class needs the AU less (recall drop without it on counterfactual images); "
+                      "recall_dropped_across_seeds whether the dependent class's recall of the control's fine-tunings "
+                      "over seeds is below the negatives' (a two-sample t-test over seeds, Holm over the classes; "
+                      "recall_dropped is the single-seed McNemar).")]
+    parts.append(fmt.text("The verdict table, with each check's false-alarm rate on the negatives, leads the "
+                          "report (first section)."))
     recall = read.csv(paths.reports / "controls" / "recall.csv")
     if recall is not None:
-        parts += [read.fmt.heading("Recall per class after head retraining"), read.fmt.table(recall)]
+        parts += [fmt.heading("Recall per class after head retraining"), fmt.table(recall)]
     folder = paths.reports / "controls"
     grids = sorted(folder.glob("suppress_au*.png")) if folder.is_dir() else []
     parts += [read.figure(path, f"LRP: input | source | control | difference ({path.stem})") for path in grids]

@@ -359,7 +359,9 @@ def _end_run(mlflow: Any, uri: str, run_id: str, status: str) -> None:
     FAILED is tried without a word. mlflow.end_run pops the active run before it calls the server, so a
     failed call leaves no run open in this process."""
     if status == "LOST":  # one quick try: a hung server would hold a full retry cycle (~35 s) again
-        with _environ(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="2"):
+        from unittest import mock  # patch.dict: set for the block, then restore or remove (stdlib)
+
+        with mock.patch.dict(os.environ, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}):
             try:
                 mlflow.end_run(status="FAILED")
             except Exception:
@@ -375,21 +377,6 @@ def _end_run(mlflow: Any, uri: str, run_id: str, status: str) -> None:
             raise lost from err
         print(f"warning: MLflow run {run_id} could not be marked {status} ({type(err).__name__}); it may show "
               "as RUNNING in the UI", file=sys.stderr)
-
-
-@contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    """Environment variables set for the `with` block, then restored (or removed)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextmanager

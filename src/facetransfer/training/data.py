@@ -50,21 +50,21 @@ def load_split(prepared: str | Path, split: str, n_classes: int | None = None) -
         raise FileNotFoundError(f"{table}: split list not found (run `facetransfer prepare` first)")
     frame = pd.read_csv(table)
     images = load_array(prepared / "images.npy")
-    rows, labels = _column(frame, "row", table, len(images)), _column(frame, "label", table, n_classes)
+    rows = _column(frame, "row", table, len(images), "images in images.npy")
+    labels = _column(frame, "label", table, n_classes, "classes")
     return Split(images, rows, labels)
 
 
-def _column(frame: pd.DataFrame, name: str, table: Path, limit: int | None) -> np.ndarray:
-    """Column `name` as int64, each value in 0..limit-1 (limit None: any value >= 0)."""
+def _column(frame: pd.DataFrame, name: str, table: Path, limit: int | None, counted: str) -> np.ndarray:
+    """Column `name` as int64, every value in 0..limit-1 (`limit` `counted`, e.g. 8 classes; None: any >= 0)."""
     if name not in frame or not pd.api.types.is_integer_dtype(frame[name]):
         raise DatasetFormatError(table, f"column {name!r} missing or not whole numbers; expected the split list "
                                         "`facetransfer prepare` writes (row, label)")
     values = frame[name].to_numpy(np.int64)
-    bad = (values < 0) | (values >= (limit if limit is not None else np.iinfo(np.int64).max))
+    bad = (values < 0) | (values >= (np.inf if limit is None else limit))
     if bad.any():
         first = int(np.argmax(bad))
-        allowed = f"0..{limit - 1}, {limit} {'images in images.npy' if name == 'row' else 'classes'}" \
-            if limit is not None else ">= 0"
+        allowed = ">= 0" if limit is None else f"0..{limit - 1}, {limit} {counted}"
         raise DatasetFormatError(table, f"{name} {values[first]} out of range; expected {allowed}",
                                  line=first + 2)  # 1-based, after the header
     return values

@@ -46,6 +46,11 @@ from facetransfer.training.loop import (
 from facetransfer.training.losses import FocalLoss, class_balanced_weights
 
 MODEL_FORMAT = "facetransfer.model/1"
+# The `stages` a reader of model.pt files accepts (load_model): the stage that wrote each kind of model.
+EMOTION_SOURCE = ("train_emotion",)
+PAIN_MODEL = ("train_pain",)
+EMOTION_HEAD = ("retrain_emotion",)  # a pain model's or a control's conv features, a new emotion head
+EMOTION_CLASSIFIER = ("train_emotion", "retrain_emotion", "fine_tune_emotion")  # any 8-class emotion model
 
 
 @dataclass
@@ -144,7 +149,7 @@ def train_emotion(prepared: Path, cfg: TrainEmotionConfig, checkpoint: Path | No
 def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, checkpoint: Path | None = None,
                on_epoch: EpochCallback | None = None) -> Trained:
     """FreezeB<freeze>: all conv weights copied from the source, the first `freeze` blocks frozen."""
-    model, src = load_model(source, ("train_emotion",))
+    model, src = load_model(source, EMOTION_SOURCE)
     arch = ModelSpec(**src["arch"])
     torch.manual_seed(cfg.seed)  # the new binary head
     new_head(model, len(PAIN_CLASSES))
@@ -158,7 +163,7 @@ def train_pain(source: Path, prepared: Path, freeze: int, cfg: TrainPainConfig, 
 def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkpoint: Path | None = None,
                       on_epoch: EpochCallback | None = None) -> Trained:
     """A copy of an emotion model, no block frozen, trained on (possibly re-rendered) emotion data again."""
-    model, src = load_model(source, ("train_emotion",))
+    model, src = load_model(source, EMOTION_SOURCE)
     arch = ModelSpec(**src["arch"])
     torch.manual_seed(cfg.seed)
     if cfg.fresh_head:
@@ -171,7 +176,7 @@ def fine_tune_emotion(source: Path, prepared: Path, cfg: ControlFineTune, checkp
 
 def retrain_emotion(source: Path, prepared: Path, cfg: HeadSettings, checkpoint: Path | None = None,
                     on_epoch: EpochCallback | None = None, section: str = "retrain_emotion",
-                    source_stages: tuple[str, ...] = ("train_pain",)) -> Trained:
+                    source_stages: tuple[str, ...] = PAIN_MODEL) -> Trained:
     """All conv blocks of a pain model frozen, a new 8-class head trained on emotions (`cfg` is the params
     `section`: retrain_emotion, or controls.head for the controls, whose sources are emotion models of
     `source_stages`)."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from facetransfer.concepts import study
 from facetransfer.config import ConceptsConfig, ModelSpec, load_section
-from facetransfer.training.stages import build, load_model
+from facetransfer.training.recipes import build, load_model
 
 
 def _models(root: Path) -> dict:

@@ -27,7 +27,7 @@ import torch
 
 from facetransfer.config import ModelSpec
 from facetransfer.explain import explain_images, lrp_relevance, lrp_session
-from facetransfer.training.stages import build, load_model
+from facetransfer.training.recipes import build, load_model
 
 
 def _model(path: Path):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from facetransfer.config import MaskConfig, ModelSpec
 from facetransfer.masking.dataset import keep_masks, trainer_relevance
-from facetransfer.training.stages import build, load_model
+from facetransfer.training.recipes import build, load_model
 
 
 def main() -> None:

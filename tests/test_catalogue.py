@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from facetransfer.cli import app
 from facetransfer.config import ModelSpec, TrainEmotionConfig, TrainPainConfig
-from facetransfer.training import stages
+from facetransfer.training import recipes
 
 from tests.conftest import SMOKE_PARAMS, write_prepared
 
@@ -50,11 +50,11 @@ class World:
 def world(smoke_benchmark, tmp_path_factory) -> World:
     root = tmp_path_factory.mktemp("catalogue")
     emotion_data, pain_data = write_prepared(root / "affectnet", 0, 8), write_prepared(root / "unbc", 1, 2)
-    emotion = stages.train_emotion(emotion_data, TrainEmotionConfig(epochs=1, batch_size=16, device="cpu",
+    emotion = recipes.train_emotion(emotion_data, TrainEmotionConfig(epochs=1, batch_size=16, device="cpu",
                                                                      model=ModelSpec(width=0.0625)))
     (root / "emotion").mkdir()
     torch.save(emotion.saved, root / "emotion" / "model.pt")
-    pain = stages.train_pain(root / "emotion" / "model.pt", pain_data, 5,
+    pain = recipes.train_pain(root / "emotion" / "model.pt", pain_data, 5,
                              TrainPainConfig(epochs=1, batch_size=16, device="cpu"))
     (root / "pain").mkdir()
     torch.save(pain.saved, root / "pain" / "model.pt")

@@ -117,10 +117,10 @@ def test_stage_deps_cover_the_commands_import_closure(name):
 def test_closure_follows_function_level_imports_and_package_inits(tmp_path):
     # The walk itself: a function-level import is found, parents' __init__ files are included,
     # and the registry's imports of other commands are not followed.
-    closure = {p.relative_to(SRC).as_posix() for p in import_closure("facetransfer.cli.forgetting")}
+    closure = {p.relative_to(SRC).as_posix() for p in import_closure("facetransfer.stages.forgetting")}
     assert {"facetransfer/__init__.py", "facetransfer/config.py", "facetransfer/cli/app.py",
             "facetransfer/analysis/forgetting.py", "facetransfer/stats/mcnemar.py"} <= closure
-    assert "facetransfer/cli/train.py" not in closure and "facetransfer/cli/__init__.py" not in closure
+    assert "facetransfer/stages/train_emotion.py" not in closure and "facetransfer/cli/__init__.py" not in closure
     inner = ast.parse("def f():\n    from facetransfer.stats import holm\n")
     assert _imported(inner, "facetransfer.x", False) == {"facetransfer.stats"}
 

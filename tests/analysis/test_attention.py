@@ -21,7 +21,7 @@ from facetransfer.analysis.attention import (
 from facetransfer.analysis.saliency import TestImages
 from facetransfer.config import AttentionStudyConfig, ModelSpec
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
-from facetransfer.training.stages import build
+from facetransfer.training.recipes import build
 
 ARCH = ModelSpec(width=0.125)
 

@@ -14,7 +14,7 @@ from facetransfer.config import ModelSpec, PrepareConfig, SynthConfig
 from facetransfer.data.labels import EMOTIONS
 from facetransfer.data.prepare import prepare
 from facetransfer.data.synth.generate import generate
-from facetransfer.training.stages import MODEL_FORMAT, build
+from facetransfer.training.recipes import MODEL_FORMAT, build
 
 PARAMS = """controls:
   device: cpu

@@ -18,7 +18,7 @@ from facetransfer.explain import (
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
-from facetransfer.training.stages import build
+from facetransfer.training.recipes import build
 
 SIZE = 64
 

@@ -20,7 +20,7 @@ from facetransfer.analysis.units import (
 )
 from facetransfer.config import ModelSpec
 from facetransfer.data.labels import ACTION_UNITS
-from facetransfer.training.stages import build
+from facetransfer.training.recipes import build
 
 
 def test_detection_auc_matches_sklearn_with_ties_and_nan_for_constant_labels():

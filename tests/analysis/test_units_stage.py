@@ -11,7 +11,7 @@ from facetransfer.cli import app
 from facetransfer.config import ModelSpec, PrepareConfig
 from facetransfer.data.labels import EMOTIONS
 from facetransfer.data.prepare import prepare
-from facetransfer.training.stages import MODEL_FORMAT, build
+from facetransfer.training.recipes import MODEL_FORMAT, build
 
 
 def _save(path, seed, stage="train_pain"):

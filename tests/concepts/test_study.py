@@ -14,7 +14,7 @@ from facetransfer.cli import app
 from facetransfer.concepts import block_features, last_block_features, study
 from facetransfer.config import ConceptsConfig, ModelSpec, PrepareConfig
 from facetransfer.data.prepare import prepare
-from facetransfer.training.stages import MODEL_FORMAT, build
+from facetransfer.training.recipes import MODEL_FORMAT, build
 
 
 def _probe_images(rng, n=120):

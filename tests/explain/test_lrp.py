@@ -19,7 +19,7 @@ from facetransfer.explain import (
     normalise_maps,
 )
 from facetransfer.explain.lrp import first_conv_zplus_composite
-from facetransfer.training.stages import build
+from facetransfer.training.recipes import build
 
 STAB = 1e-6  # zennit's default stabiliser of the z+ and norm rules (the z rule gets epsilon 0)
 

@@ -18,7 +18,7 @@ from facetransfer.explain import (
     relevance_rank_accuracy,
     unpack_masks,
 )
-from facetransfer.training.stages import build
+from facetransfer.training.recipes import build
 
 
 def _batch(seed, n=12, size=8):

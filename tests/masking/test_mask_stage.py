@@ -13,7 +13,7 @@ from facetransfer.config import MaskConfig, ModelSpec, PrepareConfig
 from facetransfer.data.labels import EMOTIONS
 from facetransfer.data.prepare import prepare
 from facetransfer.masking.dataset import apply_mask, keep_masks
-from facetransfer.training.stages import MODEL_FORMAT, build
+from facetransfer.training.recipes import MODEL_FORMAT, build
 
 
 def test_keep_masks_follow_the_config_and_apply_zeroes_every_channel():

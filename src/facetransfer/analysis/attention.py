@@ -27,7 +27,7 @@ from facetransfer.models.attention import add_attention, glorot_init
 from facetransfer.models.vgg import load_checkpoint_weights, load_imagenet_features, new_head
 from facetransfer.training.data import ImageDataset, Split, build_transform
 from facetransfer.training.loop import check_finite, predict, seed_epoch, torch_threads, train_one_epoch, training_dtype
-from facetransfer.training.stages import build
+from facetransfer.training.recipes import build
 
 BASIC = ("happy", "sad", "surprise", "fear", "disgust", "anger")  # the six classes, in AffectNet order
 _TO_BASIC = {EMOTIONS.index(name): i for i, name in enumerate(BASIC)}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-REFERENCE = "reference"
+from facetransfer.names import CONTROLS_REFERENCE
+
+REFERENCE = CONTROLS_REFERENCE  # the source model, the controls' reference
 NEGATIVE = "negative"
 
 

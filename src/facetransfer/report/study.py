@@ -14,17 +14,46 @@ from typing import Any
 import pandas as pd
 
 from facetransfer.config import ReportConfig
+from facetransfer.names import freeze_name
 from facetransfer.report import html
+from facetransfer.stages import (
+    attention_study,
+    cka,
+    concepts,
+    controls,
+    forgetting,
+    mask,
+    necessity,
+    saliency,
+    trainee_report,
+    units,
+)
+from facetransfer.stages.outputs import Outputs
 
 
 @dataclass(frozen=True)
 class StudyPaths:
-    """Where the stages wrote (the defaults of `dvc.yaml`)."""
+    """Where the stages wrote: the pipeline's top folders (dvc.yaml's defaults, or the report command's options).
+    Each file is found through its stage's OUTPUTS (facetransfer/stages/<stage>.py), moved under these folders."""
 
     metrics: Path = Path("metrics")
     reports: Path = Path("reports")
     saliency: Path = Path("saliency")
     masked: Path = Path("masked")
+
+    def place(self, default: Path) -> Path:
+        """A stage's default output path (metrics/cka.json) under this study's folders."""
+        top, *rest = Path(default).parts
+        roots = {"metrics": self.metrics, "reports": self.reports, "saliency": self.saliency, "masked": self.masked}
+        return roots[top].joinpath(*rest)
+
+    def option(self, outputs: Outputs, option: str) -> Path:
+        """Where a stage wrote one of its path options (e.g. forgetting's metrics JSON)."""
+        return self.place(outputs.path(option))
+
+    def file(self, outputs: Outputs, key: str, **fields) -> Path:
+        """One file a stage wrote into one of its folders."""
+        return self.place(outputs.file(key, **fields))
 
 
 class _Reader:
@@ -113,7 +142,7 @@ def _provenance(read: _Reader, params_text: str, provenance: dict[str, str]) -> 
 
 def _transfer(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    folder = paths.metrics / "pain"
+    folder = paths.option(forgetting.OUTPUTS, "pain_summary")
     found = sorted(folder.glob("freeze*.json")) if folder.is_dir() else []
     if not found:
         read.missing.append(str(folder))
@@ -144,7 +173,7 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
     """What held up: forgetting across seeds, representation drift per block, and the calibrated controls."""
     fmt = read.fmt
     parts = []
-    summary = read.json(paths.metrics / "forgetting.json")
+    summary = read.json(paths.option(forgetting.OUTPUTS, "metrics"))
     if summary is not None and "across_seeds" in summary:
         parts += [fmt.heading(f"Forgetting across {len(summary['seeds'])} training seeds, {summary['reference']} "
                               "vs each model"),
@@ -152,20 +181,20 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
                            "seed) on a class's test images. Mean over seeds, Student-t interval, paired t-test "
                            f"over seeds; {summary['family_rule']}."),
                   fmt.table(across_seeds_table(summary["across_seeds"])),
-                  read.figure(paths.reports / "forgetting" / "across_seeds.png", "Forgetting across seeds")]
+                  read.figure(paths.file(forgetting.OUTPUTS, "across_seeds_figure"), "Forgetting across seeds")]
     elif summary is None:
-        parts.append(read.absent(paths.metrics / "forgetting.json"))
-    cka = read.json(paths.metrics / "cka.json")
+        parts.append(read.absent(paths.option(forgetting.OUTPUTS, "metrics")))
+    cka = read.json(paths.option(cka.OUTPUTS, "metrics"))
     if cka is not None:
         parts += [fmt.heading("Representation drift: linear CKA with the source model, by conv block"),
                   fmt.text("1 = the same representation (up to rotation and scale); blocks a model kept frozen "
                            "are checked to be 1. Mean over training seeds with its 95 % interval; controls are "
                            "one model each."),
                   fmt.table(cka_table(cka)),
-                  read.figure(paths.reports / "cka" / "cka.png", "CKA by block, one line per model")]
+                  read.figure(paths.file(cka.OUTPUTS, "figure"), "CKA by block, one line per model")]
     else:
-        parts.append(read.absent(paths.metrics / "cka.json"))
-    ranking = read.json(paths.saliency / "au_ranking.json")
+        parts.append(read.absent(paths.option(cka.OUTPUTS, "metrics")))
+    ranking = read.json(paths.option(saliency.OUTPUTS, "ranking"))
     if ranking is not None and "across_seeds" in ranking:
         flagged = pd.DataFrame([{"model": model, "class": cls, "AU": r["au"], "relevance share lost (mean)": r["mean_diff"],
                                  "CI low": r["ci_low"], "CI high": r["ci_high"], "p (Holm)": r["pvalue_holm"],
@@ -175,7 +204,7 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
         parts += [fmt.heading(f"AU regions the reference used more, across {len(ranking['seeds'])} seeds"),
                   fmt.text(f"Rule: {ranking['across_seeds_rule']}; flagged at Holm p < {ranking['alpha']}.")]
         parts.append(fmt.table(flagged) if len(flagged) else fmt.text("No AU region is flagged across seeds."))
-    verdicts = read.csv(paths.reports / "controls" / "verdicts.csv")
+    verdicts = read.csv(paths.file(controls.OUTPUTS, "verdicts"))
     if verdicts is not None:
         parts += [fmt.heading("Calibrated against known answers: planted-forgetting controls"),
                   fmt.text("Each line of evidence on the positive controls (an AU planted as forgotten) beside "
@@ -188,15 +217,15 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
 def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
     parts = []
-    summary = read.json(paths.metrics / "forgetting.json")
-    recall = read.csv(paths.reports / "forgetting" / "recall.csv")
+    summary = read.json(paths.option(forgetting.OUTPUTS, "metrics"))
+    recall = read.csv(paths.file(forgetting.OUTPUTS, "recall"))
     if recall is not None:
         parts += [fmt.text("Emotion recall per class after retraining the head on each pain model's frozen features "
                            "(mean over seeds)."),
                   fmt.table(recall)]
-    parts.append(read.figure(paths.reports / "forgetting" / "recall.png", "Fig. 3 analogue: recall per class per model"))
+    parts.append(read.figure(paths.file(forgetting.OUTPUTS, "recall_figure"), "Fig. 3 analogue: recall per class per model"))
     if summary is None:
-        return parts + [read.absent(paths.metrics / "forgetting.json")]
+        return parts + [read.absent(paths.option(forgetting.OUTPUTS, "metrics"))]
     trade = summary["trade_off"]
     seed = summary.get("mcnemar_seed")
     parts += [fmt.heading(f"Detail: McNemar per class on one seed's test images{f' (seed {seed})' if seed else ''}, "
@@ -205,7 +234,7 @@ def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
               fmt.heading("The pain/emotion trade-off"),
               fmt.text(f"Pareto front: {', '.join(trade['pareto_front'])}. Balanced choice: {trade['balanced']} "
                        f"(rule: {trade['rule']})."),
-              read.figure(paths.reports / "forgetting" / "trade_off.png", "Fig. 6 analogue: pain vs emotion recall")]
+              read.figure(paths.file(forgetting.OUTPUTS, "trade_off_figure"), "Fig. 6 analogue: pain vs emotion recall")]
     return parts
 
 
@@ -216,9 +245,9 @@ def necessity_table(summary: dict[str, dict[str, float]]) -> pd.DataFrame:
 
 def _necessity(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    summary = read.json(paths.metrics / "necessity_summary.json")
+    summary = read.json(paths.option(necessity.OUTPUTS, "summary"))
     if summary is None:
-        return [read.absent(paths.metrics / "necessity_summary.json")]
+        return [read.absent(paths.option(necessity.OUTPUTS, "summary"))]
     if "skipped" in summary:
         return [fmt.text(f"Skipped: {summary['skipped']}.")]
     return [fmt.text("Ground truth of what each model uses, measured without training: every test image rendered "
@@ -226,37 +255,38 @@ def _necessity(read: _Reader, paths: StudyPaths) -> list[str]:
                      "the AU is removed from the images of that class showing it; contempt needs AU14, surprise "
                      "AU5 and happy AU12 by construction. 'FreezeBk forgot AU14' should mean its contempt drop fell."),
             fmt.table(necessity_table(summary)),
-            read.figure(paths.reports / "necessity" / "necessity.png",
+            read.figure(paths.file(necessity.OUTPUTS, "figure"),
                         "Recall drop per class (rows) and AU switched off (columns), per model")]
 
 
 def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
     fmt = read.fmt
     parts = []
-    ranking = read.json(paths.saliency / "au_ranking.json")
+    ranking = read.json(paths.option(saliency.OUTPUTS, "ranking"))
     if ranking is not None:
         parts += [fmt.text(f"AU ranking ({ranking['rule']}); top {cfg.ranking_top} per class and model."),
                   fmt.table(ranking_table(ranking, cfg.ranking_top))]
-    scores = read.json(paths.metrics / "localisation.json")
+    scores = read.json(paths.option(saliency.OUTPUTS, "metrics"))
     truth = (ranking or {}).get("regions", "AU regions")
     if scores is not None and "skipped" in scores:
         parts += [fmt.heading(f"Localisation against the {truth}"), fmt.text(f"Skipped: {scores['skipped']}.")]
     elif scores is not None:
         parts += [fmt.heading(f"Localisation against the {truth} of the AUs present"),
                   fmt.table(localisation_table(scores))]
-    grids = paths.saliency / "grids"
+    grids = paths.file(saliency.OUTPUTS, "grids")
     for k in cfg.grid_models:
-        found = sorted(grids.glob(f"*_vs_freeze{k}_*.png")) if grids.is_dir() else []
+        name = freeze_name(k)
+        found = sorted(grids.glob(f"*_vs_{name}_*.png")) if grids.is_dir() else []
         if not found:
-            read.missing.append(str(grids / f"*_vs_freeze{k}_*.png"))
-        parts += [read.figure(path, f"input | LRP reference | LRP freeze{k} | difference (red: the reference looked more) | "
-                                     f"Grad-CAM reference | Grad-CAM freeze{k} ({path.stem})") for path in found]
+            read.missing.append(str(grids / f"*_vs_{name}_*.png"))
+        parts += [read.figure(path, f"input | LRP reference | LRP {name} | difference (red: the reference looked "
+                                    f"more) | Grad-CAM reference | Grad-CAM {name} ({path.stem})") for path in found]
     return parts
 
 
 def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    rows = read.json(paths.metrics / "concepts.json")
+    rows = read.json(paths.option(concepts.OUTPUTS, "metrics"))
     parts = []
     if rows is not None:
         table = pd.DataFrame([{"au": r["au"], "model_b": r["model_b"], "mean_f1_a": r["mean_f1_a"], "mean_f1_b": r["mean_f1_b"],
@@ -267,22 +297,22 @@ def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
         parts += [fmt.text("Linear probes per AU on the last conv block: the paper's plain paired t-test beside the "
                            "Nadeau-Bengio corrected test and Dietterich's 5x2cv."),
                   fmt.table(table.rename(columns=CONCEPT_COLUMNS))]
-    parts.append(read.figure(paths.reports / "concepts" / "f1_differences.png", "Probe F1 differences, plain vs corrected CI"))
+    parts.append(read.figure(paths.file(concepts.OUTPUTS, "figure"), "Probe F1 differences, plain vs corrected CI"))
     return parts
 
 
 def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
     parts = []
-    summary = read.json(paths.metrics / "masking.json")
+    summary = read.json(paths.option(mask.OUTPUTS, "metrics"))
     if summary is not None:
         kept = pd.DataFrame({"method": list(summary["kept_fraction"]), "kept pixels": list(summary["kept_fraction"].values())})
         parts += [fmt.text(f"{summary['images']} training images masked; the trainer got "
                            f"{summary['trainer_accuracy']:.3f} of them right."), fmt.table(kept)]
     for method in ("negative", "mean", "perceptive"):
-        parts.append(read.figure(paths.masked / method / "sample.png", f"{method} masking: original | mask | masked"))
-    table = read.csv(paths.reports / "trainee" / "summary.csv")
-    summary = read.json(paths.metrics / "trainee_summary.json")
+        parts.append(read.figure(paths.file(mask.OUTPUTS, "sample", method=method), f"{method} masking: original | mask | masked"))
+    table = read.csv(paths.file(trainee_report.OUTPUTS, "summary"))
+    summary = read.json(paths.option(trainee_report.OUTPUTS, "metrics"))
     if table is not None:
         trainee = summary.get("trainee", "Trainee") if summary is not None else "Trainee"
         parts += [fmt.heading(f"Trainees ({trainee}), across training seeds"), fmt.table(table)]
@@ -295,22 +325,22 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
                               f"{v['best_masked']} ({v['auc_best']:.3f} vs plain {v['auc_baseline']:.3f}; paired gain "
                               f"{gain}); masking sped learning across seeds: {holds}. Detail, seed "
                               f"{test['seed']}: McNemar on the validation images p = {test['pvalue']:.3g}."))
-    parts += [read.figure(paths.reports / "trainee" / "curves.png", "Fig. 10 analogue: learning curves of the trainees "
+    parts += [read.figure(paths.file(trainee_report.OUTPUTS, "curves"), "Fig. 10 analogue: learning curves of the trainees "
                           "(mean over seeds, band: ± 1 SD)"),
-              read.figure(paths.reports / "trainee" / "confusion.png", "Confusion matrices: plain vs best masked (detail seed)")]
+              read.figure(paths.file(trainee_report.OUTPUTS, "confusion"), "Confusion matrices: plain vs best masked (detail seed)")]
     return parts
 
 
 def _attention(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    accuracy = read.csv(paths.reports / "attention" / "accuracy.csv")
-    places = read.csv(paths.reports / "attention" / "localisation.csv")
+    accuracy = read.csv(paths.file(attention_study.OUTPUTS, "accuracy"))
+    places = read.csv(paths.file(attention_study.OUTPUTS, "localisation"))
     parts = [fmt.text("Arabian et al. 2022: VGG16 with and without SE / CBAM after conv blocks 2-4, from scratch "
                       "(Glorot) or from the emotion model, trained on CK+ six-class peak frames in subject-disjoint folds; "
                       "accuracy on the held-out fold (ckplus) and on the other datasets' test images.")]
     if accuracy is not None:
         parts.append(fmt.table(accuracy))
-    parts.append(read.figure(paths.reports / "attention" / "accuracy.png", "Table 2 analogue: accuracy per fold"))
+    parts.append(read.figure(paths.file(attention_study.OUTPUTS, "figure"), "Table 2 analogue: accuracy per fold"))
     if places is not None:
         wide = places.pivot_table(index=["init", "attention"], columns="class", values="dice", sort=False).reset_index()
         parts += [fmt.heading("Grad-CAM DICE against the regions of each class's AUs (held-out CK+ images)"),
@@ -322,14 +352,14 @@ def _units(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
     parts = [fmt.text("Khorrami et al.: units of the last conv layer whose peak activation detects an AU (ROC AUC) and "
                       "whose activation falls on the AU's region (lift over the region's area share), on CK+ peak frames.")]
-    survival = read.csv(paths.reports / "units" / "survival.csv")
+    survival = read.csv(paths.file(units.OUTPUTS, "survival"))
     if survival is not None:
         parts += [fmt.heading("The emotion model's units for the tracked AUs, in each model"), fmt.table(survival)]
-    found = read.csv(paths.reports / "units" / "detectors.csv")
+    found = read.csv(paths.file(units.OUTPUTS, "detectors"))
     if found is not None:
         best = found.drop_duplicates(["model", "au"]).pivot_table(index="au", columns="model", values="auc", sort=False)
         parts += [fmt.heading("Best detector AUC per AU and model (blank: no detector)"), fmt.table(best.reset_index())]
-    parts.append(read.figure(paths.reports / "units" / "patches.png", "Top-activating patches of the tracked units"))
+    parts.append(read.figure(paths.file(units.OUTPUTS, "figure"), "Top-activating patches of the tracked units"))
     return parts
 
 
@@ -349,10 +379,10 @@ def _controls(read: _Reader, paths: StudyPaths) -> list[str]:
                       "recall_dropped is the single-seed McNemar).")]
     parts.append(fmt.text("The verdict table, with each check's false-alarm rate on the negatives, leads the "
                           "report (first section)."))
-    recall = read.csv(paths.reports / "controls" / "recall.csv")
+    recall = read.csv(paths.file(controls.OUTPUTS, "recall"))
     if recall is not None:
         parts += [fmt.heading("Recall per class after head retraining"), fmt.table(recall)]
-    folder = paths.reports / "controls"
+    folder = paths.option(controls.OUTPUTS, "out")
     grids = sorted(folder.glob("suppress_au*.png")) if folder.is_dir() else []
     parts += [read.figure(path, f"LRP: input | source | control | difference ({path.stem})") for path in grids]
     return parts

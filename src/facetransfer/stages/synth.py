@@ -1,4 +1,10 @@
-"""`facetransfer synth`: write the synthetic FACS benchmark in the four native layouts."""
+"""`facetransfer synth` (not a stage of its own: `make data` runs it, versioned by data.dvc; the first command of
+`control-data`): the synthetic FACS benchmark in the four datasets' native layouts (params section `synth`).
+
+Writes  <out>/{affectnet, unbc, ckplus, ferplus}/ (native files, groundtruth.csv with AU intensities and landmarks,
+        contact_sheets/)
+Core    facetransfer.data.synth (render.py draws a face from 68 landmarks and 17 AUs)
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,16 @@ from facetransfer.config import load_section
 from facetransfer.data.labels import ACTION_UNITS
 from facetransfer.data.synth.generate import DATASETS, generate
 from facetransfer.fsutil import check_outputs
+from facetransfer.stages.outputs import Outputs
+
+DVC_STAGES = ("control-data",)
+OUTPUTS = Outputs({"out": "data"})
+
+
+def run(cfg, out: Path, names: tuple[str, ...], progress) -> dict[str, int]:
+    """Render the datasets `names` into out/ (streamed to disk: images are written as they are drawn); returns
+    dataset -> images written."""
+    return generate(out, cfg, names, progress)
 
 
 def _aus(text: str) -> tuple[int, ...]:
@@ -52,5 +68,5 @@ def synth(
         update |= {"workers": workers} if workers else {}
         cfg = cfg.model_copy(update=update)
         with progress_bars() as progress:
-            counts = generate(out, cfg, split_names(datasets, DATASETS, "--datasets"), progress)
+            counts = run(cfg, out, split_names(datasets, DATASETS, "--datasets"), progress)
     typer.echo(f"wrote {sum(counts.values())} images to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

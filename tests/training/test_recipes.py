@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facetransfer.config import ModelSpec, RetrainEmotionConfig, TrainEmotionConfig, TrainPainConfig
-from facetransfer.training import stages
+from facetransfer.training import recipes
 from facetransfer.training.data import data_digest
 
 from tests.conftest import write_prepared
@@ -35,11 +35,11 @@ def test_digest_changes_with_images_and_with_split_lists(two_datasets, tmp_path)
 def test_emotion_checkpoint_of_other_data_starts_over(two_datasets, tmp_path):
     a, b = two_datasets
     checkpoint = tmp_path / "emotion.pt"
-    stages.train_emotion(a, EMOTION, checkpoint)  # finished on A: its checkpoint says "2 of 2 epochs done"
+    recipes.train_emotion(a, EMOTION, checkpoint)  # finished on A: its checkpoint says "2 of 2 epochs done"
     assert checkpoint.is_file()
     epochs = []
-    on_b = stages.train_emotion(b, EMOTION, checkpoint, on_epoch=lambda r: epochs.append(r["epoch"]))
-    fresh_b = stages.train_emotion(b, EMOTION)
+    on_b = recipes.train_emotion(b, EMOTION, checkpoint, on_epoch=lambda r: epochs.append(r["epoch"]))
+    fresh_b = recipes.train_emotion(b, EMOTION)
     assert epochs == [1, 2]  # trained on B from the start, not "resumed" with nothing left to do
     assert _same(on_b.model.state_dict(), fresh_b.model.state_dict())
 
@@ -48,27 +48,27 @@ def test_head_retraining_checkpoint_of_other_data_starts_over(two_datasets, tmp_
     a, b = two_datasets
     source = tmp_path / "model.pt"
     pain_data = write_prepared(tmp_path / "pain", seed=2, n_classes=2)
-    pain = stages.train_pain(_saved_emotion_model(a, tmp_path), pain_data, 5,
+    pain = recipes.train_pain(_saved_emotion_model(a, tmp_path), pain_data, 5,
                              TrainPainConfig(epochs=1, batch_size=16, device="cpu"))
     torch.save(pain.saved, source)
     cfg = RetrainEmotionConfig(epochs=2, batch_size=16, device="cpu")
     checkpoint = tmp_path / "head.pt"
-    stages.retrain_emotion(source, a, cfg, checkpoint)
+    recipes.retrain_emotion(source, a, cfg, checkpoint)
     epochs = []
-    stages.retrain_emotion(source, b, cfg, checkpoint, on_epoch=lambda r: epochs.append(r["epoch"]))
+    recipes.retrain_emotion(source, b, cfg, checkpoint, on_epoch=lambda r: epochs.append(r["epoch"]))
     assert epochs == [1, 2]
 
 
 def _saved_emotion_model(prepared, folder):
     path = folder / "emotion.pt"
-    torch.save(stages.train_emotion(prepared, EMOTION.model_copy(update={"epochs": 1})).saved, path)
+    torch.save(recipes.train_emotion(prepared, EMOTION.model_copy(update={"epochs": 1})).saved, path)
     return path
 
 
 def test_a_saved_model_says_which_precision_trained_it(two_datasets):
     a, _ = two_datasets
     for precision in ("float32", "bfloat16"):
-        trained = stages.train_emotion(a, EMOTION.model_copy(update={"epochs": 1, "precision": precision}))
+        trained = recipes.train_emotion(a, EMOTION.model_copy(update={"epochs": 1, "precision": precision}))
         assert trained.saved["train_dtype"] == precision
 
 
@@ -79,7 +79,7 @@ def test_model_files_that_cannot_serve_are_named_in_one_line(two_datasets, tmp_p
 
     a, _ = two_datasets
     good = _saved_emotion_model(a, tmp_path)
-    assert stages.load_model(good, ("train_emotion",))[1]["stage"] == "train_emotion"
+    assert recipes.load_model(good, ("train_emotion",))[1]["stage"] == "train_emotion"
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:1000])
     foreign = tmp_path / "foreign.pt"
@@ -91,17 +91,17 @@ def test_model_files_that_cannot_serve_are_named_in_one_line(two_datasets, tmp_p
              (tmp_path, "is a folder; expected a model.pt file")]
     for path, message in cases:
         with pytest.raises(ModelFileError) as err:
-            stages.load_model(path)
+            recipes.load_model(path)
         assert str(err.value).startswith(f"{path}: ") and message in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ModelFileError, match="a train_emotion model; expected one written by train_pain"):
-        stages.retrain_emotion(good, a, RetrainEmotionConfig(epochs=1, device="cpu"))
+        recipes.retrain_emotion(good, a, RetrainEmotionConfig(epochs=1, device="cpu"))
     saved = torch.load(good, weights_only=True)
     saved["classes"] = saved["classes"][:3]  # a head of 3 classes in the payload, 8 in the weights
     torch.save(saved, foreign)
     with pytest.raises(ModelFileError, match="weights do not fit its architecture"):
-        stages.load_model(foreign)
+        recipes.load_model(foreign)
     with pytest.raises(FileNotFoundError):
-        stages.load_model(tmp_path / "missing.pt")
+        recipes.load_model(tmp_path / "missing.pt")
 
 
 def test_cuda_on_a_machine_without_it_is_a_params_error(monkeypatch):

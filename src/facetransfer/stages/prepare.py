@@ -1,4 +1,11 @@
-"""`facetransfer prepare`: crop, resize and split the native datasets into arrays."""
+"""Stage `prepare` (and the second command of `control-data`): crop, resize and split the native datasets into
+arrays (params section `prepare`).
+
+Reads   data/{affectnet, unbc, ckplus, ferplus} in their native layouts (facetransfer.data readers)
+Writes  OUTPUTS: prepared/<dataset>/ (images.npy memory-mapped, split lists, index.csv, meta.json; AU masks and
+        counterfactuals where the benchmark has them), metrics/prepare.json (row counts)
+Core    facetransfer.data.prepare
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,16 @@ from facetransfer.cli.app import DatasetsOption, ParamsOption, WorkersOption, ap
 from facetransfer.config import load_section
 from facetransfer.data.prepare import PLANNERS, prepare as prepare_all
 from facetransfer.fsutil import check_outputs, write_json_atomic
+from facetransfer.stages.outputs import Outputs
+
+DVC_STAGES = ("prepare", "control-data")
+OUTPUTS = Outputs({"out": "prepared", "metrics": "metrics/prepare.json"})
+
+
+def run(cfg, data: Path, out: Path, names: tuple[str, ...], progress, workers: int) -> dict:
+    """Prepare each dataset of `names` into out/<name>/ (streamed: the arrays are too large to return); returns
+    dataset -> its meta (split row counts under "splits")."""
+    return prepare_all(data, out, cfg, names, progress, workers)
 
 
 @app.command()
@@ -35,7 +52,7 @@ def prepare(
         cfg = load_section(params, "prepare")
         names = split_names(datasets, tuple(PLANNERS), "--datasets")
         with progress_bars() as progress:
-            metas = prepare_all(data, out, cfg, names, progress, workers)
+            metas = run(cfg, data, out, names, progress, workers)
         if metrics is not None:
             write_json_atomic(metrics, {name: meta["splits"] for name, meta in metas.items()})
     for name, meta in metas.items():

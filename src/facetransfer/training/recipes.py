@@ -1,10 +1,12 @@
-"""The three training stages of the transfer sweep as pure functions: data in, model and numbers out.
+"""How each kind of VGG16 model of the study is trained, as pure functions: data in, model and numbers out.
 
-  train_emotion   source VGG16 on AffectNet(-like), 8 emotions, focal loss + class-balanced weights
-  train_pain      copy of the source, first k conv blocks frozen, fine-tuned to pain (UNBC-like)
-  retrain_emotion conv of a pain model frozen, new 8-class head trained on emotions again
+  train_emotion     source VGG16 on AffectNet(-like), 8 emotions, focal loss + class-balanced weights
+  train_pain        copy of the source, first k conv blocks frozen, fine-tuned to pain (UNBC-like)
+  retrain_emotion   conv of a pain model (or a control) frozen, new 8-class head trained on emotions again
+  fine_tune_emotion copy of the source fine-tuned, every block, on emotion data again (the controls)
 
-The CLI (facetransfer/cli/train.py) writes the files and logs to MLflow.
+The stage modules (facetransfer/stages/train_emotion.py, train_pain.py, retrain_emotion.py, train_control.py)
+write the files and log to MLflow.
 A saved model is a dict of tensors and plain values (loaded with
 `torch.load(..., weights_only=True)`) that carries its architecture and config.
 """
@@ -50,6 +52,7 @@ MODEL_FORMAT = "facetransfer.model/1"
 EMOTION_SOURCE = ("train_emotion",)
 PAIN_MODEL = ("train_pain",)
 EMOTION_HEAD = ("retrain_emotion",)  # a pain model's or a control's conv features, a new emotion head
+FINE_TUNED = ("fine_tune_emotion",)  # a control: the emotion model fine-tuned, every block, on emotion data again
 EMOTION_CLASSIFIER = ("train_emotion", "retrain_emotion", "fine_tune_emotion")  # any 8-class emotion model
 
 

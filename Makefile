@@ -45,9 +45,11 @@ smoke: setup
 	@cp params.yaml .params.default.yaml && trap 'mv .params.default.yaml params.yaml' EXIT && \
 	  cp profiles/smoke.yaml params.yaml && facetransfer track-init && facetransfer warm -- dvc repro
 
+# ruff first (a few seconds; its rules are in pyproject.toml): a finding fails `make test` before pytest starts.
 # Two workers (or one per core): tests/test_pipeline.py (the end-to-end `dvc repro`, one file so its
 # module fixture is built once) starts first on one of them; every other file goes to the other.
 test: setup
+	ruff check src tests bench
 	pytest -m "not slow" -q -n auto --dist loadfile --no-loadscope-reorder
 
 test-all: setup

@@ -6,7 +6,8 @@ Not a test. Every number is a ratio of timings taken side by side in ONE run
   1. VGG16-BN width 0.125, 64x64, batch 64, SGD: float32 vs channels_last vs
      bf16 autocast (what `precision: auto` picks on CPUs with AMX / AVX512-BF16)
      vs both; and whether two runs of each end with identical weights.
-  2. MobileNetV2 width 0.5 (the paper's masking trainee; trainee.model can still choose it), 64x64, batch 32, Adam: the same four.
+  2. MobileNetV2 width 0.5 (the paper's masking trainee; trainee.model can still choose it), 64x64,
+     batch 32, Adam: the same four.
   3. Per-sample seeded augmentation (data.sample_seed, what makes results independent of
      the loader's worker count) vs drawing from the global RNG, paper augmentations.
   4. The `threads` param: VGG16-BN steps on 1 and 2 torch threads, alone and beside one busy
@@ -173,7 +174,8 @@ def main() -> None:
         compare_kernels("[1] VGG16-BN width 0.125, SGD", lambda: build_model("vgg16", num_classes=8, width=0.125,
                                                                                 batch_norm=True),
                         lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), 64, args)
-        compare_kernels("[2] MobileNetV2 width 0.5 (trainee), Adam", lambda: mobilenet_v2(num_classes=8, width_mult=0.5),
+        compare_kernels("[2] MobileNetV2 width 0.5 (trainee), Adam",
+                        lambda: mobilenet_v2(num_classes=8, width_mult=0.5),
                         lambda p: torch.optim.Adam(p, lr=0.003), 32, args)
     if args.part in ("all", "seeding"):
         compare_seeding(args)

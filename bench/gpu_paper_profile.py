@@ -200,7 +200,7 @@ def zennit_epsilon_plus(model, split: Split, batch: int, device: torch.device) -
                 x = normalize(torch.from_numpy(images[start:start + batch]).to(device).permute(0, 3, 1, 2))
                 t = torch.from_numpy(targets[start:start + batch]).to(device)
                 x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
-                attributor(x, lambda y: y * torch.nn.functional.one_hot(t, y.shape[1]).to(y.dtype))[1].sum(1).cpu()
+                attributor(x, lambda y, t=t: y * torch.nn.functional.one_hot(t, y.shape[1]).to(y.dtype))[1].sum(1).cpu()
         return len(images)
 
     return run

@@ -250,7 +250,7 @@ def print_confusion(title: str, confusion: np.ndarray, names) -> None:
     short = [n[:5] for n in names]
     print(f"\n{title} (rows = true, cols = predicted)")
     print("          " + " ".join(f"{s:>6}" for s in short))
-    for name, row in zip(short, confusion):
+    for name, row in zip(short, confusion, strict=True):
         print(f"  {name:>7} " + " ".join(f"{v:6d}" for v in row))
 
 

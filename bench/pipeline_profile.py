@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections import OrderedDict
+from itertools import pairwise
 
 import pandas as pd
 
@@ -59,7 +60,7 @@ def profile(runs: list[dict], since_ms: int, end_ms: int | None) -> pd.DataFrame
     runs = sorted((r for r in runs if r["start_ms"] >= since_ms and (end_ms is None or r["start_ms"] <= end_ms)
                    and not r.get("parent")), key=lambda r: r["start_ms"])
     rows: OrderedDict[str, dict] = OrderedDict()
-    for previous, run in zip([None] + runs[:-1], runs):
+    for previous, run in pairwise([None, *runs]):  # each run with the one before it (None for the first)
         row = rows.setdefault(stage_of(run["name"]), {"runs": 0, "before": 0.0, "epochs": 0.0, "in run": 0.0})
         row["runs"] += 1
         if previous is not None:

@@ -47,7 +47,8 @@ Study = tuple[np.ndarray, np.ndarray]  # correct_ref, correct_cmp: (n_seeds, n_i
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 5], help="seeds per study (smoke, default, paper)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 5],
+                        help="seeds per study (smoke, default, paper)")
     parser.add_argument("--images", type=int, default=100, help="test images of the class (the default test set: 100)")
     parser.add_argument("--recall", type=float, default=0.74, help="the reference's mean recall")
     parser.add_argument("--image-sd", type=float, default=1.5)

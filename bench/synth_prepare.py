@@ -50,7 +50,8 @@ def throughput(params: Path, scratch: Path) -> dict:
 
 
 def peak_rss(params: Path, scratch: Path, scale: int) -> tuple[int, float, float]:
-    """(rows, peak RSS MiB, RSS after imports MiB) of preparing an AffectNet-like set with `scale` x the base class counts."""
+    """(rows, peak RSS MiB, RSS after imports MiB) of preparing an AffectNet-like set with `scale` x the base
+    class counts."""
     cfg = load_section(params, "synth")
     base = {name: max(1, n // 8) for name, n in cfg.affectnet.train_per_class.items()}
     cfg = cfg.model_copy(update={"affectnet": cfg.affectnet.model_copy(

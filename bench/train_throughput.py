@@ -36,8 +36,8 @@ from facetransfer.models import build_model
 from facetransfer.models.vgg import freeze_blocks
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
 from facetransfer.training.data import ImageDataset, Split, build_transform, class_counts, load_split, normalize
-from facetransfer.training.losses import FocalLoss, class_balanced_weights
 from facetransfer.training.loop import make_optimizer, seed_epoch, train_one_epoch
+from facetransfer.training.losses import FocalLoss, class_balanced_weights
 
 N_CLASSES = 8  # the emotion task
 CPU = torch.device("cpu")
@@ -104,7 +104,7 @@ def loader(dataset, batch_size: int, seed: int) -> DataLoader:
 def fixed_batch(split: Split, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, H, W) float32 normalised images and (B,) int64 labels, decoded once."""
     dataset = ImageDataset(split, build_transform(None))
-    xs, ys = zip(*(dataset[i] for i in range(batch_size)))
+    xs, ys = zip(*(dataset[i] for i in range(batch_size)), strict=True)
     return normalize(torch.stack(xs)), torch.tensor(ys)
 
 
@@ -112,7 +112,8 @@ def bare_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.M
                optimizer: torch.optim.Optimizer, steps: int, device: torch.device) -> None:
     """The reference: forward, focal loss, zero_grad, backward, SGD step on one batch already in place."""
     model.train()
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+           else torch.autocast("cpu", enabled=False))
     for _ in range(steps):
         with amp:
             loss = loss_fn(model(x).float(), y)  # logits (B, 8) -> scalar
@@ -148,10 +149,13 @@ def loop_vs_bare(train: Split, steps: int, reps: int) -> None:
     rate = {name: steps * bs / t for name, t in med.items()}
     print(f"[1] training steps, CPU, VGG16-BN width {ModelSpec().width}, batch {bs} x 3x{x.shape[2]}x{x.shape[3]}, "
           f"{steps} steps x {reps} reps (median)")
-    print(f"    bare torch loop (fixed batch)        : {rate['bare']:8.1f} images/s  ({med['bare'] / steps * 1e3:.1f} ms/step)")
-    print(f"    train_one_epoch (ImageDataset, flip) : {rate['ours']:8.1f} images/s  ({med['ours'] / steps * 1e3:.1f} ms/step)")
+    print(f"    bare torch loop (fixed batch)        : {rate['bare']:8.1f} images/s  "
+          f"({med['bare'] / steps * 1e3:.1f} ms/step)")
+    print(f"    train_one_epoch (ImageDataset, flip) : {rate['ours']:8.1f} images/s  "
+          f"({med['ours'] / steps * 1e3:.1f} ms/step)")
     ratio = rate["ours"] / rate["bare"]
-    print(f"    ratio ours / bare                    : {ratio:8.3f}  (target >= 0.9: {'PASS' if ratio >= 0.9 else 'FAIL'})")
+    print(f"    ratio ours / bare                    : {ratio:8.3f}  "
+          f"(target >= 0.9: {'PASS' if ratio >= 0.9 else 'FAIL'})")
 
 
 # ----------------------------------------------------------------------------- part 2: cached retrain
@@ -187,7 +191,8 @@ def cached_speedup(train: Split, subset: int, reps: int) -> None:
     med = median_times(fns, max(3, reps // 2))
     n = len(split)
     print(f"[2] retrain head on a frozen network (freeze_blocks 5, flip only), CPU, {n} train images, batch {bs}")
-    print(f"    full-network epoch (train_one_epoch over ImageDataset) : {med['full']:8.3f} s  ({n / med['full']:.0f} images/s)")
+    print(f"    full-network epoch (train_one_epoch over ImageDataset) : {med['full']:8.3f} s  "
+          f"({n / med['full']:.0f} images/s)")
     print(f"    feature extraction (flip_features, once, 2 views)      : {med['extract']:8.3f} s")
     print(f"    cached epoch (train_one_epoch over FlipFeatureDataset) : {med['cached']:8.3f} s")
     for e in sorted({1, 10, cfg.epochs}):

@@ -39,9 +39,10 @@ def http_server(cmd: list[str], url: str, log: Path, timeout_s: float = 90.0) ->
                 break
             except urllib.error.HTTPError:
                 break  # it answers
-            except OSError:
+            except OSError as err:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{cmd[0]} did not answer at {url} in {timeout_s} s:\n{log.read_text()[-3000:]}")
+                    raise RuntimeError(f"{cmd[0]} did not answer at {url} in {timeout_s} s:\n"
+                                       f"{log.read_text()[-3000:]}") from err
                 time.sleep(0.3)
         yield url
     finally:

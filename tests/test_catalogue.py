@@ -28,7 +28,6 @@ from typer.testing import CliRunner
 from facetransfer.cli import app
 from facetransfer.config import ModelSpec, TrainEmotionConfig, TrainPainConfig
 from facetransfer.training import recipes
-
 from tests.conftest import SMOKE_PARAMS, write_prepared
 
 runner = CliRunner()

@@ -20,15 +20,18 @@ def test_top_level_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for stage in ("synth", "prepare", "train-emotion", "train-pain", "retrain-emotion", "track-init", "forgetting",
-                  "saliency", "concepts", "mask", "train-trainee", "trainee-report", "report", "attention-study", "units"):
+                  "saliency", "concepts", "mask", "train-trainee", "trainee-report", "report", "attention-study",
+                  "units"):
         assert stage in result.output
 
 
-@pytest.mark.parametrize("stage, words", [("synth", "--smoke"), ("prepare", "--data"), ("train-emotion", "--checkpoint"),
+@pytest.mark.parametrize("stage, words", [("synth", "--smoke"), ("prepare", "--data"),
+                                         ("train-emotion", "--checkpoint"),
                                          ("train-pain", "--freeze-blocks"), ("retrain-emotion", "--source"),
                                          ("saliency", "--ranking"), ("concepts", "--summary"), ("mask", "--trainer"),
                                          ("train-trainee", "--variant"), ("trainee-report", "--summaries"),
-                                         ("report", "--saliency"), ("attention-study", "--ckplus"), ("units", "--pain")])
+                                         ("report", "--saliency"), ("attention-study", "--ckplus"),
+                                         ("units", "--pain")])
 def test_stage_help(stage, words):
     result = runner.invoke(app, [stage, "--help"])
     assert result.exit_code == 0 and words in result.output
@@ -45,7 +48,8 @@ def test_bad_params_give_one_line_and_status_2(tmp_path):
 @pytest.mark.parametrize(("content", "culprit"), [
     (b"synth:\n", "section 'synth' is empty"),
     (b"synth: {supersample: .inf}\n", "synth.supersample"),  # an int key: refused by strict types
-    (b"prepare: {}\nsynth: {affectnet: {label_noise: .nan}}\n", "synth.affectnet.label_noise: Input should be a finite number"),
+    (b"prepare: {}\nsynth: {affectnet: {label_noise: .nan}}\n",
+     "synth.affectnet.label_noise: Input should be a finite number"),
     (bytes(range(256)), "not UTF-8 text"),
     (None, "is a folder"),
 ])
@@ -71,7 +75,8 @@ def test_an_output_that_cannot_be_written_stops_training_before_it_starts(tmp_pa
     blocker.write_text("a file, not a folder")
     outputs = {"--out": tmp_path / "m", "--plots": tmp_path / "p", "--metrics": tmp_path / "x.json",
                "--run-id": tmp_path / "r.json"} | {option: blocker / "inside"}
-    result = runner.invoke(app, ["train-emotion", "--data", str(tmp_path / "no-data"), "--checkpoint", str(tmp_path / "c.pt"),
+    result = runner.invoke(app, ["train-emotion", "--data", str(tmp_path / "no-data"),
+                                 "--checkpoint", str(tmp_path / "c.pt"),
                                  *[str(v) for kv in outputs.items() for v in kv], "--params", "params.yaml"])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == f"error: {blocker}: is a file; expected a folder, to hold {blocker / 'inside'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from facetransfer.config import (
     SECTIONS,
@@ -11,7 +12,6 @@ from facetransfer.config import (
     SynthConfig,
     load_section,
 )
-
 from tests.conftest import REPO, SMOKE_PARAMS
 
 
@@ -46,7 +46,7 @@ def test_training_seeds_come_from_study_not_from_a_training_section(tmp_path):
 
 
 def test_configs_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Instance is frozen"):
         SynthConfig().seed = 3
 
 

@@ -1,4 +1,5 @@
-"""fsutil: atomic writes, the fast YAML reader every stage uses for params.yaml and dvc.lock, array and output checks."""
+"""fsutil: atomic writes, the fast YAML reader every stage uses for params.yaml and dvc.lock, array and output
+checks."""
 
 from __future__ import annotations
 

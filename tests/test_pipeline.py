@@ -68,13 +68,15 @@ def test_every_model_and_run_is_recorded(repo):
         linked |= {link["run_id"]} if "run_id" in link else set(link["runs"].values())
     everything = {r.info.run_id for e in client.search_experiments() for r in client.search_runs([e.experiment_id])}
     assert everything == linked  # every run is linked from a DVC output; none is orphaned
-    training = {r.info.run_id for r in runs if r.data.tags["stage"] in ("train_emotion", "train_pain", "retrain_emotion")}
+    training = {r.info.run_id for r in runs
+                if r.data.tags["stage"] in ("train_emotion", "train_pain", "retrain_emotion")}
     assert run_ids == training and len(run_ids) == 1 + 2 * len(FREEZES) * len(SEEDS)
     pain = [r for r in runs if r.data.tags.get("stage") == "train_pain"]
     assert sorted((r.data.tags["seed"], r.data.tags["freeze_blocks"]) for r in pain) == [
         (str(s), str(k)) for s in SEEDS for k in FREEZES]
     assert all(len(client.get_metric_history(r.info.run_id, "val_macro_recall")) == 2 for r in pain)
-    predictions = (repo / "models" / "retrain" / f"seed{DETAIL}" / "freeze0" / "test_predictions.csv").read_text().splitlines()
+    predictions_csv = repo / "models" / "retrain" / f"seed{DETAIL}" / "freeze0" / "test_predictions.csv"
+    predictions = predictions_csv.read_text().splitlines()
     assert predictions[0].startswith("row,label,predicted,p_neutral")
 
 
@@ -82,7 +84,8 @@ def test_frozen_blocks_of_pain_models_equal_the_source(repo):
     import torch
 
     source = torch.load(repo / "models" / "emotion" / "model.pt", weights_only=True)["state_dict"]
-    pain3 = torch.load(repo / "models" / "pain" / f"seed{DETAIL}" / "freeze3" / "model.pt", weights_only=True)["state_dict"]
+    pain3 = torch.load(repo / "models" / "pain" / f"seed{DETAIL}" / "freeze3" / "model.pt",
+                       weights_only=True)["state_dict"]
     conv = [k for k in source if k.startswith("features.") and k.endswith(".weight")]
     # VGG16-BN features: 3 blocks hold the first 7 conv layers (2 + 2 + 3).
     first_three, later = conv[:14], conv[14:]  # conv and batch-norm weights, in order
@@ -98,7 +101,8 @@ def test_forgetting_metrics_have_the_documented_layout(repo):
     assert len(cells) == len(COMPARED) * 8
     for cell in cells:
         assert {"statistic", "pvalue", "pvalue_holm", "method", "recall_difference", "ci_low", "ci_high"} <= set(cell)
-        assert cell["method"] in {"exact", "chi2-corrected", "no-discordant-pairs"} and cell["pvalue"] <= cell["pvalue_holm"] <= 1.0
+        assert cell["method"] in {"exact", "chi2-corrected", "no-discordant-pairs"}
+        assert cell["pvalue"] <= cell["pvalue_holm"] <= 1.0
         assert cell["ci_low"] <= cell["recall_difference"] <= cell["ci_high"]
     trade = numbers["trade_off"]
     assert trade["balanced"] in trade["pareto_front"] and len(trade["most_forgotten"]) == 2
@@ -126,7 +130,8 @@ def test_forgetting_across_seeds_has_the_documented_layout(repo):
             assert cell["mean_diff"] == pytest.approx(np.mean(diffs))
     assert (repo / "reports" / "forgetting" / "across_seeds.png").is_file()
     # metrics/pain/freeze{k}.json: the Table 1 numbers, mean over the seeds' per-seed metrics
-    pain0 = [json.loads((repo / "metrics" / "by_seed" / "pain" / f"seed{s}" / "freeze0.json").read_text()) for s in SEEDS]
+    pain0 = [json.loads((repo / "metrics" / "by_seed" / "pain" / f"seed{s}" / "freeze0.json").read_text())
+             for s in SEEDS]
     mean0 = json.loads((repo / "metrics" / "pain" / "freeze0.json").read_text())
     assert mean0["accuracy"] == pytest.approx(np.mean([m["accuracy"] for m in pain0]))
     assert mean0["n_seeds"] == len(SEEDS)
@@ -232,7 +237,8 @@ def test_trainee_rerun_with_the_same_seed_gives_the_same_curve(repo, tmp_path):
     in a cold process this time (the repro forked it from the warm server): the same bytes either way."""
     seed = SMOKE["study"]["seeds"][-1]
     _run(repo, "facetransfer", "train-trainee", "--variant", "mean-then-plain", "--seed", str(seed), "--data",
-         "prepared/ferplus", "--masked", "masked", "--out", str(tmp_path / "model"), "--metrics", str(tmp_path / "metrics"),
+         "prepared/ferplus", "--masked", "masked", "--out", str(tmp_path / "model"),
+         "--metrics", str(tmp_path / "metrics"),
          "--plots", str(tmp_path / "plots"), "--run-id", str(tmp_path / "runs"))
     # alone here; in the repro it continued from the epoch it shares with `mean` (masking/trainee.py)
     again = (tmp_path / "plots" / "mean-then-plain" / "history.csv").read_text()
@@ -243,7 +249,8 @@ def test_attention_study_outputs(repo):
     summary = json.loads((repo / "metrics" / "attention.json").read_text())
     assert set(summary) == {f"{i}/{a}" for i in ("scratch", "pretrained") for a in ("none", "se", "cbam")}
     assert set(summary["pretrained/se"]["accuracy"]) == {"ckplus", "ferplus", "affectnet"}
-    assert len(json.loads((repo / "runs" / "attention.json").read_text())["runs"]) == 12  # 2 inits x 3 attentions x 2 folds
+    # 2 inits x 3 attentions x 2 folds
+    assert len(json.loads((repo / "runs" / "attention.json").read_text())["runs"]) == 12
     assert (repo / "reports" / "attention" / "accuracy.png").is_file()
 
 
@@ -253,8 +260,8 @@ def test_units_outputs(repo):
     assert (repo / "reports" / "units" / "patches.png").is_file()
 
 
-POSITIVE_CHECKS = ["plant_took", "plant_took_across_seeds", "recall_dropped", "recall_dropped_across_seeds", "saliency_ranked_first",
-                   "reverse_contrast_ranked_first", "concept_probe_lost", "necessity_fell"]
+POSITIVE_CHECKS = ["plant_took", "plant_took_across_seeds", "recall_dropped", "recall_dropped_across_seeds",
+                   "saliency_ranked_first", "reverse_contrast_ranked_first", "concept_probe_lost", "necessity_fell"]
 NEGATIVE_CHECKS = ["recall_flags_nothing", "saliency_flags_nothing", "reverse_contrast_flags_nothing",
                    "concept_probes_flag_nothing"]
 
@@ -285,7 +292,8 @@ def test_controls_verdict_table(repo):
         assert summary["negative"][check] is True and summary["all_negatives"][check] is True, check
     tested = {r["check"]: r["tests"] for r in rows if r["control"] == "negative" and "tests" in r}
     # one McNemar test per emotion (8), one probe test per probed AU
-    assert tested["recall_flags_nothing"] == 8 and tested["concept_probes_flag_nothing"] == len(SMOKE["controls"]["probe_aus"])
+    assert tested["recall_flags_nothing"] == 8
+    assert tested["concept_probes_flag_nothing"] == len(SMOKE["controls"]["probe_aus"])
     # The planted AU5 is found: the fine-tune without AU5 moved LRP relevance off the AU5 region, beyond what
     # the negative controls' fine-tunes moved it.
     planted = next(r for r in rows if r["control"] == "suppress_au5" and r["check"] == "plant_took")
@@ -297,7 +305,8 @@ def test_controls_verdict_table(repo):
             assert len(row["false_alarms"]) == round(row["false_alarm_rate"] * 2)
             assert row["calibrated"] == (row["false_alarm_rate"] <= SMOKE["controls"]["max_false_alarm_rate"])
     assert planted["excess_ci"][0] <= planted["excess_over_negatives"] <= planted["excess_ci"][1]
-    for name in ("verdicts.csv", "verdicts.md", "recall.csv", "probes.csv", "analyses.json", "suppress_au5_surprise.png"):
+    for name in ("verdicts.csv", "verdicts.md", "recall.csv", "probes.csv", "analyses.json",
+                 "suppress_au5_surprise.png"):
         assert (repo / "reports" / "controls" / name).is_file(), name
 
 
@@ -365,7 +374,8 @@ def _git_repo_copy(a: Path, q: Path) -> None:
 
     shutil.copytree(a, q, ignore=shutil.ignore_patterns("__pycache__"))
     with Repo(str(q)) as repo:
-        cached = [Path(out.fs_path).relative_to(q) for stage in repo.index.stages for out in stage.outs if out.use_cache]
+        cached = [Path(out.fs_path).relative_to(q)
+                  for stage in repo.index.stages for out in stage.outs if out.use_cache]
     ignored = ["/mlflow.db", "/mlruns", "/data", *[f"/{rel.as_posix()}" for rel in cached]]
     (q / ".gitignore").write_text("\n".join(ignored) + "\n")
     # What `dvc init` writes in a git checkout (A was made with --no-scm, which writes none): without it

@@ -163,7 +163,7 @@ def _run_request(conn: socket.socket) -> int:
 
 def _adopt(request: dict, fds: list[int]) -> None:
     """Take the client's stdin/stdout/stderr, working directory and environment."""
-    for target, fd in zip((0, 1, 2), fds):
+    for target, fd in zip((0, 1, 2), fds, strict=True):
         os.dup2(fd, target)
         os.close(fd)
     # New text streams on fds 0-2: buffering follows the client's terminal, not the server's.

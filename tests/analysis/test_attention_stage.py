@@ -41,7 +41,8 @@ def test_attention_study_smoke(tmp_path, smoke_benchmark, monkeypatch):
 def test_attention_study_names_a_missing_source(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("attention_study: {device: cpu}\n")
-    result = CliRunner().invoke(app, ["attention-study", "--source", str(tmp_path / "none.pt"), "--ckplus", str(tmp_path),
-                                      "--test", str(tmp_path), "--out", str(tmp_path / "o"), "--metrics",
-                                      str(tmp_path / "m.json"), "--run-ids", str(tmp_path / "r.json"), "--params", str(params)])
+    result = CliRunner().invoke(app, ["attention-study", "--source", str(tmp_path / "none.pt"),
+                                      "--ckplus", str(tmp_path), "--test", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--metrics", str(tmp_path / "m.json"), "--run-ids", str(tmp_path / "r.json"),
+                                      "--params", str(params)])
     assert result.exit_code != 0 and "none.pt" in result.output and "Traceback" not in result.output

@@ -17,7 +17,8 @@ from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 
 def _index(n=6, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"row": np.arange(n), "label": rng.integers(0, 8, n), "rel_path": [f"{i}.jpg" for i in range(n)]})
+    frame = pd.DataFrame({"row": np.arange(n), "label": rng.integers(0, 8, n),
+                          "rel_path": [f"{i}.jpg" for i in range(n)]})
     for au in (12, 14):
         frame[f"gt_au_{au}"] = rng.integers(0, 3, n)
         frame[f"gt_side_{au}"] = "both"
@@ -47,7 +48,8 @@ def _test_images(n=12, size=8, au=14) -> saliency.TestImages:
     present = np.zeros((n, len(ACTION_UNITS)), bool)
     present[:, ACTION_UNITS.index(au)] = True
     packed = np.packbits(regions, axis=-1)  # (n, A, H, W / 8), as prepare stores masks
-    return saliency.TestImages(np.zeros((n, size, size, 3), np.uint8), np.zeros(n, np.int64), np.arange(n), present, packed)
+    return saliency.TestImages(np.zeros((n, size, size, 3), np.uint8), np.zeros(n, np.int64), np.arange(n), present,
+                               packed)
 
 
 def test_planted_mass_is_the_regions_relevance_share_with_a_wilcoxon_test():
@@ -84,7 +86,8 @@ def test_mcnemar_rows_are_holm_corrected_within_each_control():
             mask = labels == c
             ref_ok = predictions[core.REFERENCE]["predicted"].to_numpy()[mask] == c
             oth_ok = predictions[name]["predicted"].to_numpy()[mask] == c
-            table = [[np.sum(ref_ok & oth_ok), np.sum(ref_ok & ~oth_ok)], [np.sum(~ref_ok & oth_ok), np.sum(~ref_ok & ~oth_ok)]]
+            table = [[np.sum(ref_ok & oth_ok), np.sum(ref_ok & ~oth_ok)],
+                     [np.sum(~ref_ok & oth_ok), np.sum(~ref_ok & ~oth_ok)]]
             if table[0][1] + table[1][0] < 25:  # the exact binomial test the stage uses for few discordant pairs
                 raw.append(mcnemar(table, exact=True).pvalue)
             else:
@@ -115,7 +118,8 @@ def _probe(au, forgotten, model="c") -> dict:
 
 
 def _cell(d, p):
-    return {"recall_difference": d, "pvalue": p, "pvalue_holm": p, "method": "exact", "ci_low": d - 0.1, "ci_high": d + 0.1}
+    return {"recall_difference": d, "pvalue": p, "pvalue_holm": p, "method": "exact",
+            "ci_low": d - 0.1, "ci_high": d + 0.1}
 
 
 def test_positive_verdicts_pass_only_when_each_analysis_finds_the_au():
@@ -131,7 +135,8 @@ def test_positive_verdicts_pass_only_when_each_analysis_finds_the_au():
     seeds = {"mean_diff": 0.05, "ci_low": 0.01, "ci_high": 0.09, "pvalue": 0.01, "n_a": 3, "n_b": 5,
              "method": "t", "values_a": [0.05] * 3, "values_b": [0.0] * 5}
     with_seeds = core.positive_verdicts(control, {"contempt": _cell(0.2, 0.01)}, recall,
-                                        _ranking({"contempt": [(14, 0.05, 0.01)]}), _reverse({"contempt": [(14, 0.04, 0.01)]}),
+                                        _ranking({"contempt": [(14, 0.05, 0.01)]}),
+                                        _reverse({"contempt": [(14, 0.04, 0.01)]}),
                                         _probe(14, True), planted, 0.05, planted_seeds=seeds)
     assert [r["check"] for r in with_seeds][:3] == ["plant_took", "plant_took_across_seeds", "recall_dropped"]
     assert all(r["passed"] for r in found)
@@ -201,7 +206,8 @@ def test_reverse_contrast_ranking_compares_right_minus_wrong_on_both_contrast_se
 def test_ranking_flags_correct_over_every_class_of_the_pair():
     rows = _reverse({"sad": [(15, 0.03, 0.03)], "fear": [(5, 0.02, 0.03), (4, -0.1, 0.0001)]})
     for cls in rows:  # raw p as given; the per-class Holm of each class's rows
-        for r, adjusted in zip(rows[cls], multipletests([r["pvalue"] for r in rows[cls]], method="holm")[1]):
+        adjusted_p = multipletests([r["pvalue"] for r in rows[cls]], method="holm")[1]
+        for r, adjusted in zip(rows[cls], adjusted_p, strict=True):
             r["pvalue_holm"] = float(adjusted)
     out = core.ranking_flags(rows, "effect", 0.05)
     family = multipletests([0.03, 0.03, 0.0001], method="holm")[1]  # 0.06, 0.06, 0.0003 (AU4: effect < 0)
@@ -219,8 +225,8 @@ def test_flags_get_the_ground_truth_shift_of_their_au():
     reference = rng.uniform(0, 1, (12, 8, 8))
     model = reference.copy()
     model[:, :, :4] *= 0.5  # the model really looks less at AU14's half
-    row = {"flagged": [{"cls": "contempt", "au": 14, "effect": 0.1, "pvalue_holm": 0.01}, {"au": 5, "corrected_p_holm": 0.02},
-                       {"cls": "sad", "pvalue_holm": 0.03}]}
+    row = {"flagged": [{"cls": "contempt", "au": 14, "effect": 0.1, "pvalue_holm": 0.01},
+                       {"au": 5, "corrected_p_holm": 0.02}, {"cls": "sad", "pvalue_holm": 0.03}]}
     out = core.with_ground_truth(row, reference, model, data)
     expected = core.planted_mass(reference, model, data, 14)
     assert out["flagged"][0]["all_images_shift"] == expected["mean_diff"] > 0
@@ -238,7 +244,8 @@ def test_across_negatives_counts_runs_flags_and_flags_the_ground_truth_confirms(
                  "all_images_pvalue": 1e-24}
     false_alarm = {"cls": "fear", "au": 5, "mean_diff": 0.05, "pvalue_holm": 0.01, "all_images_shift": 0.001,
                    "all_images_pvalue": 0.4}
-    rows = [row("negative", "saliency_flags_nothing", []), row("negative_seed7", "saliency_flags_nothing", [false_alarm]),
+    rows = [row("negative", "saliency_flags_nothing", []),
+            row("negative_seed7", "saliency_flags_nothing", [false_alarm]),
             row("negative", "reverse_contrast_flags_nothing", [confirmed]),
             row("negative_seed7", "reverse_contrast_flags_nothing", []),
             row("negative", "recall_flags_nothing", [{"cls": "sad", "pvalue_holm": 0.01}]),
@@ -316,7 +323,8 @@ def test_plant_across_seeds_tests_each_model_s_mean_shift_over_seeds():
     assert row["check"] == "plant_took_across_seeds" and row["passed"] and row["ci"][0] > 0
     assert (row["n_control_seeds"], row["n_negative_seeds"]) == (3, 3)
     # a negative standing in for the control (against the other negatives) does not pass
-    stand_in = core.plant_row(core.Control("n", 14, "contempt"), core.plant_across_seeds(shifts, ["n"], ["n1", "n2"], 0.95), 0.05)
+    stand_in = core.plant_row(core.Control("n", 14, "contempt"),
+                              core.plant_across_seeds(shifts, ["n"], ["n1", "n2"], 0.95), 0.05)
     assert not stand_in["passed"]
     # the control's fine-tunings looking *more* at the AU than the negatives: no plant, whatever p says
     flipped = {name: -value for name, value in shifts.items()}
@@ -331,20 +339,23 @@ def test_necessity_shift_compares_each_image_s_dependence_on_the_au():
     out = core.necessity_shift(right, without, "c", ["n"])
     assert np.isclose(out["drop_reference"], 0.8) and out["drop_control"] == 0.0
     assert np.isclose(out["drop_negatives"]["n"], 0.7)
-    dependence = right[core.REFERENCE].astype(float) - without[core.REFERENCE] - (right["c"].astype(float) - without["c"])
+    dependence = (right[core.REFERENCE].astype(float) - without[core.REFERENCE]
+                  - (right["c"].astype(float) - without["c"]))
     assert np.isclose(out["pvalue"], stats.wilcoxon(dependence).pvalue) and out["pvalue"] < 0.05
     control = core.Control("suppress_au14", 14, "contempt")
     recall = pd.DataFrame({"contempt": [0.8, 0.6]}, index=[core.REFERENCE, "suppress_au14"])
     planted = {"n_images": 20, "mass_reference": 0.3, "mass_control": 0.2, "mean_diff": 0.1, "pvalue": 0.001}
     rows = core.positive_verdicts(control, {"contempt": _cell(0.2, 0.01)}, recall,
-                                  _ranking({"contempt": [(14, 0.05, 0.01)]}), _reverse({"contempt": [(14, 0.04, 0.01)]}),
+                                  _ranking({"contempt": [(14, 0.05, 0.01)]}),
+                                  _reverse({"contempt": [(14, 0.04, 0.01)]}),
                                   _probe(14, True), planted, 0.05, out)
     assert rows[-1]["check"] == "necessity_fell" and rows[-1]["passed"] and rows[-1]["cls"] == "contempt"
 
 
 def test_false_alarm_rate_is_the_share_of_negatives_where_the_same_check_fired():
     def rows(*passed):
-        return [{"control": "x", "check": c, "passed": p} for c, p in zip(("plant_took", "recall_dropped"), passed)]
+        return [{"control": "x", "check": c, "passed": p}
+                for c, p in zip(("plant_took", "recall_dropped"), passed, strict=True)]
 
     positive = rows(True, True)
     on_negatives = {"negative": rows(False, True), "negative_seed2024": rows(False, False),
@@ -367,9 +378,10 @@ def test_recall_across_seeds_compares_the_controls_fine_tunings_with_the_negativ
     recall = pd.DataFrame(0.7 + 0.02 * rng.standard_normal((7, len(EMOTIONS))), index=names, columns=list(EMOTIONS))
     recall.loc[["c", "c_seed1", "c_seed2"], "contempt"] -= 0.2
     across = core.recall_across_seeds(recall, ["c", "c_seed1", "c_seed2"], ["n", "n1", "n2", "n3"], 0.95)
-    test = stats.ttest_ind(recall.loc[["n", "n1", "n2", "n3"], "contempt"], recall.loc[["c", "c_seed1", "c_seed2"], "contempt"])
+    negatives = recall.loc[["n", "n1", "n2", "n3"], "contempt"]
+    mine = recall.loc[["c", "c_seed1", "c_seed2"], "contempt"]
+    test = stats.ttest_ind(negatives, mine)
     cell = across["contempt"]
-    negatives, mine = recall.loc[["n", "n1", "n2", "n3"], "contempt"], recall.loc[["c", "c_seed1", "c_seed2"], "contempt"]
     assert np.isclose(cell["pvalue"], test.pvalue) and np.isclose(cell["mean_diff"], negatives.mean() - mine.mean())
     holm_p = multipletests([across[c]["pvalue"] for c in EMOTIONS], method="holm")[1]
     assert np.isclose(cell["pvalue_holm"], holm_p[EMOTIONS.index("contempt")])

@@ -49,15 +49,18 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS)
     original = str(tmp_path / "prepared" / "affectnet")
-    for name, data, kind in (("suppress_au14", str(tmp_path / "suppressed_prepared" / "affectnet"), ["--suppressed-au", "14"]),
+    for name, data, kind in (("suppress_au14", str(tmp_path / "suppressed_prepared" / "affectnet"),
+                              ["--suppressed-au", "14"]),
                              ("suppress_au14_seed8", str(tmp_path / "suppressed_prepared" / "affectnet"),
                               ["--suppressed-au", "14", "--seed", "8"]),
-                             ("negative", original, ["--negative"]), ("negative_seed7", original, ["--negative", "--seed", "7"])):
+                             ("negative", original, ["--negative"]),
+                             ("negative_seed7", original, ["--negative", "--seed", "7"])):
         _invoke("train-control", "--source", str(source), "--data", data, "--heads-data", original, *kind,
                 "--out", str(tmp_path / "controls" / name), "--metrics", str(tmp_path / f"{name}.json"),
                 "--run-id", str(tmp_path / "runs" / f"{name}.json"), "--checkpoint", str(tmp_path / f"{name}.ckpt"),
                 "--params", str(params))
-        assert {"fine_tuned.pt", "model.pt", "test_predictions.csv"} <= {p.name for p in (tmp_path / "controls" / name).iterdir()}
+        written = {p.name for p in (tmp_path / "controls" / name).iterdir()}
+        assert {"fine_tuned.pt", "model.pt", "test_predictions.csv"} <= written
     out = tmp_path / "report"
     _invoke("controls", "--source", str(source), "--controls", str(tmp_path / "controls"), "--data", original,
             "--ckplus", str(tmp_path / "prepared" / "ckplus"), "--out", str(out), "--metrics", str(tmp_path / "c.json"),
@@ -78,11 +81,13 @@ def test_train_control_and_controls_smoke(tmp_path, smoke_benchmark, monkeypatch
     across = checks["recall_dropped_across_seeds"]  # the two fine-tunings of suppress_au14 against the two negatives
     assert (across["cls"], across["n_control_seeds"], across["n_negative_seeds"]) == ("contempt", 2, 2)
     recall = pd.read_csv(out / "recall.csv", index_col="model")
-    assert across["recall_control"] == [recall.loc["suppress_au14", "contempt"], recall.loc["suppress_au14_seed8", "contempt"]]
+    assert across["recall_control"] == [recall.loc["suppress_au14", "contempt"],
+                                        recall.loc["suppress_au14_seed8", "contempt"]]
     assert across["n_negatives"] == 2 and across["pvalue_holm"] is not None
     assert json.loads((out / "analyses.json").read_text())["regions"] == "counterfactual footprints"
     assert json.loads((tmp_path / "runs" / "negative_seed7.json").read_text())  # its own MLflow run
-    for name in ("verdicts.md", "recall.csv", "probes.csv", "analyses.json", "contrast_maps.npz", "suppress_au14_contempt.png"):
+    for name in ("verdicts.md", "recall.csv", "probes.csv", "analyses.json", "contrast_maps.npz",
+                 "suppress_au14_contempt.png"):
         assert (out / name).is_file(), name
 
 

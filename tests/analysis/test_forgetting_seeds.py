@@ -55,7 +55,7 @@ def test_across_seeds_pairs_models_by_seed_and_corrects_within_each_model():
     ref = [by_seed[s].loc["freeze5", "a"] for s in (2022, 2023, 2024)]
     model = [by_seed[s].loc["freeze0", "a"] for s in (2022, 2023, 2024)]
     assert cell["pvalue"] == pytest.approx(stats.ttest_rel(ref, model).pvalue, rel=1e-12)
-    for name, per_class in result.items():  # the family: one model's classes
+    for per_class in result.values():  # the family: one model's classes
         raw = [per_class[c]["pvalue"] for c in CLASSES]
         assert [per_class[c]["pvalue_holm"] for c in CLASSES] == pytest.approx(list(holm(raw)))
 
@@ -82,8 +82,9 @@ def test_mcnemar_holm_family_is_one_models_classes():
 def test_mean_over_seeds_and_pain_summary():
     tables = {1: _table({"freeze0": [0.2, 0.4, 0.6]}), 2: _table({"freeze0": [0.4, 0.6, 0.8]})}
     assert mean_over_seeds(tables).loc["freeze0", list(CLASSES)].tolist() == pytest.approx([0.3, 0.5, 0.7])
-    seed_a = {"accuracy": 0.8, **{m: {"no_pain": 0.9, "pain": 0.7, "macro": 0.8} for m in ("precision", "recall", "f1")}}
-    seed_b = {"accuracy": 0.6, **{m: {"no_pain": 0.7, "pain": 0.5, "macro": 0.6} for m in ("precision", "recall", "f1")}}
+    measures = ("precision", "recall", "f1")
+    seed_a = {"accuracy": 0.8, **{m: {"no_pain": 0.9, "pain": 0.7, "macro": 0.8} for m in measures}}
+    seed_b = {"accuracy": 0.6, **{m: {"no_pain": 0.7, "pain": 0.5, "macro": 0.6} for m in measures}}
     summary = summarise_pain({2023: seed_b, 2022: seed_a})
     assert summary["accuracy"] == pytest.approx(0.7) and summary["recall"]["pain"] == pytest.approx(0.6)
     assert summary["sd"]["accuracy"] == pytest.approx(np.std([0.8, 0.6], ddof=1))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
-
 import pandas as pd
+import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -37,7 +36,8 @@ def test_a_baseline_is_required():
         summary_table({"mean": _summary(0.1, 0.1, None)})
 
 
-def _by_seed(final: dict[str, list[float]], auc: dict[str, list[float]], steps: dict[str, list]) -> dict[int, pd.DataFrame]:
+def _by_seed(final: dict[str, list[float]], auc: dict[str, list[float]],
+             steps: dict[str, list]) -> dict[int, pd.DataFrame]:
     seeds = range(len(final["plain"]))
     return {2022 + i: summary_table({name: _summary(final[name][i], auc[name][i], steps[name][i]) for name in final})
             for i in seeds}
@@ -80,7 +80,7 @@ def test_the_verdict_takes_the_best_mean_auc_and_its_test_over_seeds():
     assert result["masking_sped_learning"] is True
     worse = {k: v if k != "mean" else [x - 0.1 for x in v] for k, v in AUC.items()}
     assert verdict_across_seeds(across_seeds(_by_seed(FINAL, worse, STEPS)))["masking_sped_learning"] is False
-    one_seed = {k: v[:1] for k, v in FINAL.items()}, {k: v[:1] for k, v in AUC.items()}, {k: v[:1] for k, v in STEPS.items()}
+    one_seed = tuple({k: v[:1] for k, v in table.items()} for table in (FINAL, AUC, STEPS))
     assert verdict_across_seeds(across_seeds(_by_seed(*one_seed)))["masking_sped_learning"] is None  # untestable
     with pytest.raises(ValueError, match="no masked variant"):
         verdict_across_seeds(across_seeds(_by_seed({"plain": [0.1]}, {"plain": [0.1]}, {"plain": [None]})))

@@ -60,7 +60,7 @@ def test_detectors_and_survival_follow_the_same_unit():
     table = pd.DataFrame({"model": ["emotion"] * 2 + ["freeze0"] * 2, "unit": [0, 1, 0, 1], "au": [5] * 4,
                           "auc": [0.9, 0.6, 0.7, 0.8], "lift": [2.0, 2.0, 2.0, 2.0]})
     found = detectors(table, auc_min=0.75, lift_min=1.5)
-    assert list(zip(found["model"], found["unit"])) == [("emotion", 0), ("freeze0", 1)]
+    assert list(zip(found["model"], found["unit"], strict=True)) == [("emotion", 0), ("freeze0", 1)]
     followed = survival(table, "emotion", (5,), 0.75, 1.5).set_index("model")
     assert followed.loc["emotion", "unit"] == 0 and followed.loc["freeze0", "auc"] == 0.7
     assert followed.loc["emotion", "detector"] and not followed.loc["freeze0", "detector"]

@@ -30,8 +30,9 @@ def test_units_smoke(tmp_path, smoke_benchmark, monkeypatch):
     params = tmp_path / "params.yaml"
     params.write_text("units: {device: cpu, auc_min: 0.51, lift_min: 0.01, track_aus: [5]}\n")
     out = tmp_path / "units"
-    result = CliRunner().invoke(app, ["units", "--source", str(tmp_path / "emotion.pt"), "--pain", str(tmp_path / "pain"),
-                                      "--data", str(tmp_path / "prepared" / "ckplus"), "--out", str(out),
+    result = CliRunner().invoke(app, ["units", "--source", str(tmp_path / "emotion.pt"),
+                                      "--pain", str(tmp_path / "pain"), "--data", str(tmp_path / "prepared" / "ckplus"),
+                                      "--out", str(out),
                                       "--metrics", str(tmp_path / "m.json"), "--run-id", str(tmp_path / "r.json"),
                                       "--params", str(params)])
     assert result.exit_code == 0, result.output

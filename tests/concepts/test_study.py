@@ -88,8 +88,9 @@ def test_last_block_features_is_the_flattened_block5_pool():
     model = build(ModelSpec(width=0.0625), 8).eval()
     images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
     features = last_block_features(model, images, batch_size=2)
-    x = (torch.from_numpy(images).permute(0, 3, 1, 2).double() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1).double()) \
-        / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1).double()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1).double()
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1).double()
+    x = (torch.from_numpy(images).permute(0, 3, 1, 2).double() / 255 - mean) / std
     with torch.no_grad():
         expected = model.double().features(x).reshape(5, -1)  # (5, 32 * 2 * 2)
     assert features.shape == (5, 32 * 2 * 2) and features.dtype == np.float32

@@ -246,7 +246,8 @@ def test_skip_count_covers_only_kept_rows_of_a_large_file(tree):
 
 def test_headerless_file_is_read_from_line_one(tree):
     # Some copies of the real validation.csv have no header row.
-    path = tree.text(f"{CSV.replace('training', 'validation')}", "\n".join([row(), row("104/g.jpg", expression="4")]) + "\n")
+    path = tree.text(f"{CSV.replace('training', 'validation')}",
+                     "\n".join([row(), row("104/g.jpg", expression="4")]) + "\n")
     for rel in ("101/a.jpg", "104/g.jpg"):
         tree.image(f"{IMAGES}/{rel}")
     df = affectnet.read(tree.root, "validation")

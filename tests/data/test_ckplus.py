@@ -49,7 +49,7 @@ def test_reads_one_peak_frame_per_sequence(tree, happy):
     df = ckplus.read(tree.root)
     assert list(df.columns) == ["subject", "sequence", "path", "frame", "n_frames", "aus",
                                 "emotion", "landmarks"]
-    assert list(zip(df["subject"], df["sequence"])) == [
+    assert list(zip(df["subject"], df["sequence"], strict=True)) == [
         ("S005", "001"), ("S005", "002"), ("S010", "001")]
     assert df["path"].tolist() == [
         str(tree.root / "cohn-kanade-images" / f"{PEAK}.png"),

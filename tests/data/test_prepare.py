@@ -17,7 +17,6 @@ from facetransfer.config import PrepareConfig, load_section
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS
 from facetransfer.data.prepare import Sample, process
-
 from tests.conftest import SMOKE_PARAMS
 
 runner = CliRunner()
@@ -205,12 +204,13 @@ def test_footprints_are_stored_beside_the_landmark_regions(prepared):
 def test_a_cropped_footprint_holds_every_crop_pixel_that_changes(smoke_benchmark, prepared):
     # Rendered (not JPEG-encoded) image and counterfactual, cropped as prepare crops: every changed crop
     # pixel lies in the cropped footprint, and the stored footprint is that crop of the native one.
+    from PIL import Image
+
     from facetransfer.config import SynthConfig
     from facetransfer.data import counterfactuals
     from facetransfer.data.crops import crop_resize, face_box_from_landmarks
     from facetransfer.data.synth.datasets import build_affectnet
     from facetransfer.data.synth.render import render
-    from PIL import Image
 
     items = {i.rel_path: i for i in build_affectnet(SynthConfig().smoke()) if i.meta["split"] == "validation"}
     found = counterfactuals.read(smoke_benchmark / "affectnet")
@@ -222,7 +222,7 @@ def test_a_cropped_footprint_holds_every_crop_pixel_that_changes(smoke_benchmark
         image, landmarks = render(item.scene)
         without, _ = render(replace(item.scene, expression=item.scene.expression.without((row.au,))))
         box = face_box_from_landmarks(landmarks)
-        crop = lambda a: np.asarray(crop_resize(Image.fromarray(a), box, 64), np.int16)  # noqa: E731
+        crop = lambda a, box=box: np.asarray(crop_resize(Image.fromarray(a), box, 64), np.int16)  # noqa: E731
         changed = (crop(image) != crop(without)).any(axis=-1)
         footprint = counterfactuals.footprint_in_crop(found.footprints[row.footprint], image.shape[1], box, 64)
         assert not (changed & ~footprint).any()
@@ -246,7 +246,8 @@ def test_counterfactual_test_images_differ_from_the_originals_only_in_the_footpr
     footprints = np.load(folder / "footprints.npy", mmap_mode="r")
     outside = inside = 0
     for row in cf.itertuples():
-        moved = np.abs(originals[row.row].astype(int) - images[row.image_row].astype(int)).max(-1) > 8  # past JPEG noise
+        # 8: past JPEG noise
+        moved = np.abs(originals[row.row].astype(int) - images[row.image_row].astype(int)).max(-1) > 8
         fp = np.unpackbits(footprints[test.loc[row.row, "mask_row"], ACTION_UNITS.index(row.au)], axis=-1).astype(bool)
         outside += int((moved & ~fp).sum())
         inside += int((moved & fp).sum())

@@ -22,14 +22,16 @@ from facetransfer.data.synth.render import Nuisance, Scene, render
 def _scene(rng: np.random.Generator, aus: dict[int, float], sides: dict[int, str] | None = None) -> Scene:
     # Every nuisance on (rotation, blur, noise, light, glasses): they must not leak AU changes.
     pose = Pose(48 + rng.uniform(-4, 4), 46 + rng.uniform(-4, 4), rng.uniform(45, 62), rng.uniform(-0.3, 0.3))
-    nuisance = Nuisance(blur_sigma=0.6, noise_sigma=4, noise_seed=7, light_strength=0.4, glasses=bool(rng.uniform() < 0.3))
+    nuisance = Nuisance(blur_sigma=0.6, noise_sigma=4, noise_seed=7, light_strength=0.4,
+                        glasses=bool(rng.uniform() < 0.3))
     return Scene(sample_identity(rng), Expression(aus, sides or {}), pose, nuisance, 96)
 
 
 def _changed_outside_region(scene: Scene, au: int) -> tuple[int, int]:
     """(changed pixels outside AU's region, changed pixels inside) when `au` is switched off."""
     with_au, landmarks = render(scene)
-    without_au, _ = render(Scene(scene.identity, scene.expression.without((au,)), scene.pose, scene.nuisance, scene.size))
+    without_au, _ = render(Scene(scene.identity, scene.expression.without((au,)), scene.pose, scene.nuisance,
+                                 scene.size))
     changed = np.any(with_au != without_au, axis=-1)
     region = au_region_masks(landmarks, 96, 96, (au,))[0]
     return int((changed & ~region).sum()), int((changed & region).sum())
@@ -130,7 +132,8 @@ def test_groundtruth_regions_match_the_written_landmarks(smoke_data):
     gt = pd.read_csv(smoke_data / "ckplus" / "groundtruth.csv")
     assert len(gt) == len(list((smoke_data / "ckplus" / "cohn-kanade-images").rglob("*.png")))
     peaks = ckplus.read(smoke_data / "ckplus")
-    row = gt.set_index("image").loc[Path(peaks["path"].iloc[0]).relative_to((smoke_data / "ckplus").resolve()).as_posix()]
+    first = Path(peaks["path"].iloc[0]).relative_to((smoke_data / "ckplus").resolve()).as_posix()
+    row = gt.set_index("image").loc[first]
     gt_lm = np.array(row["landmarks"].split(";"), float).reshape(68, 2)
     np.testing.assert_allclose(gt_lm, peaks["landmarks"].iloc[0], atol=1e-3)
 
@@ -141,7 +144,7 @@ def test_suppressing_an_au_keeps_everything_else(tmp_path):
     assert [p.scene.identity for p in plain] == [s.scene.identity for s in suppressed]
     assert [p.meta["label"] for p in plain] == [s.meta["label"] for s in suppressed]
     assert all(s.scene.expression.intensity(14) == 0 for s in suppressed)
-    touched = [p for p, s in zip(plain, suppressed) if p.scene.expression != s.scene.expression]
+    touched = [p for p, s in zip(plain, suppressed, strict=True) if p.scene.expression != s.scene.expression]
     assert touched and all(p.scene.expression.intensity(14) > 0 for p in touched)
 
 
@@ -215,7 +218,8 @@ def test_au14_is_as_visible_as_au5():
     # bench/au_footprints.py measures this over 48 identities; here 12 keep the suite fast.
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("au_footprints", Path(__file__).parents[2] / "bench" / "au_footprints.py")
+    spec = importlib.util.spec_from_file_location("au_footprints",
+                                                  Path(__file__).parents[2] / "bench" / "au_footprints.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     rng = np.random.default_rng(5)
@@ -239,7 +243,8 @@ def test_footprints_are_exactly_the_pixels_that_change(smoke_data):
     found = counterfactuals.read(smoke_data / "ckplus")
     assert len(found.index) == sum(len(item.scene.expression.intensities) for item in peaks)
     keys = [item.rel_path for item in peaks]
-    by_image = dict(zip(keys, found.by_image(pd.Series(keys), [set(i.scene.expression.intensities) for i in peaks])))
+    shown = [set(i.scene.expression.intensities) for i in peaks]
+    by_image = dict(zip(keys, found.by_image(pd.Series(keys), shown), strict=True))
     for item in peaks[:6]:
         image, _ = render(item.scene)
         for au, packed in by_image[item.rel_path]:
@@ -265,11 +270,11 @@ def test_counterfactual_test_images_are_the_test_images_without_one_au(smoke_dat
     without = np.asarray(Image.open(root / counterfactuals.FOLDER / row["path"]), np.int16)
     footprint = np.unpackbits(found.footprints[row["footprint"]], axis=-1, count=original.shape[1]).astype(bool)
     assert footprint.any() and (np.abs(original - without).max(-1)[footprint] > 0).mean() > 0.5
-    assert not (counterfactuals.FOLDER in {p.name for p in (smoke_data / "unbc").iterdir()})
+    assert counterfactuals.FOLDER not in {p.name for p in (smoke_data / "unbc").iterdir()}
 
 
 def test_the_lab_look_is_frontal_plain_and_posed_and_wild_stays_the_default():
-    from facetransfer.config import AffectNetSynth, EMOTIONS
+    from facetransfer.config import EMOTIONS, AffectNetSynth
 
     def items(look: str):
         sizes = AffectNetSynth(train_per_class={e: 30 for e in EMOTIONS}, validation_per_class=2, no_emotion_rows=0,

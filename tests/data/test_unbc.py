@@ -55,7 +55,7 @@ def test_reads_every_frame_sorted(tree, happy):
     df = unbc.read(tree.root)
     assert list(df.columns) == ["subject", "sequence", "frame", "path", "pspi", "aus",
                                 "landmarks"]
-    assert list(zip(df["subject"], df["sequence"], df["frame"])) == [
+    assert list(zip(df["subject"], df["sequence"], df["frame"], strict=True)) == [
         ("042-ll042", SEQUENCE, 1), ("042-ll042", SEQUENCE, 2), ("042-ll042", SEQUENCE, 10),
         ("042-ll042", "ll042t1aiaff", 1), ("047-jl047", "jl047t1aaaff", 5),
     ]

@@ -129,8 +129,9 @@ def test_vgg_fast_path_equals_zennits_zplus_bit_for_bit():
                                 lambda y: y * torch.nn.functional.one_hot(targets, 8).to(y.dtype))
         return rel
 
-    zplus = SpecialFirstLayerMapComposite(layer_map=layer_map_base() + [(Convolution, ZPlus()), (nn.Linear, Epsilon(0.0))],
-                                          first_map=[(Convolution, ZPlus())])
+    zplus = SpecialFirstLayerMapComposite(
+        layer_map=layer_map_base() + [(Convolution, ZPlus()), (nn.Linear, Epsilon(0.0))],
+        first_map=[(Convolution, ZPlus())])
     assert torch.equal(relevance(first_conv_zplus_composite()), relevance(zplus))
 
 

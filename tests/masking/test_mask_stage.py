@@ -35,7 +35,8 @@ def test_mask_stage_smoke(tmp_path, smoke_benchmark, monkeypatch):
     params = tmp_path / "params.yaml"
     params.write_text("mask: {device: cpu, sample_images: 2}\n")
     result = CliRunner().invoke(app, ["mask", "--trainer", str(tmp_path / "model.pt"),
-                                      "--data", str(tmp_path / "prepared" / "ferplus"), "--out", str(tmp_path / "masked"),
+                                      "--data", str(tmp_path / "prepared" / "ferplus"),
+                                      "--out", str(tmp_path / "masked"),
                                       "--metrics", str(tmp_path / "m.json"), "--run-id", str(tmp_path / "r.json"),
                                       "--params", str(params)])
     assert result.exit_code == 0, result.output

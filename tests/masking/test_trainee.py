@@ -50,7 +50,8 @@ def test_a_prefix_continued_gives_the_weights_of_one_straight_run():
     straight_model, straight = run_epochs(pair["mean-then-plain"], train, labels, val, val_labels, 8, cfg)
     _, prefix = run_epochs(pair["mean"], train, labels, val, val_labels, 8, cfg, stop=2)
     resumed_model, resumed = run_epochs(pair["mean-then-plain"], train, labels, val, val_labels, 8, cfg, start=prefix)
-    assert resumed.history == straight.history and [r["images"] for r in resumed.history] == ["mean"] * 2 + ["plain"] * 2
+    assert resumed.history == straight.history
+    assert [r["images"] for r in resumed.history] == ["mean"] * 2 + ["plain"] * 2
     assert all(torch.equal(resumed.model[k], straight.model[k]) for k in straight.model)
     assert torch.equal(resumed.rng, straight.rng)
     # the prefix's state is a copy: training on from it did not change it
@@ -63,8 +64,8 @@ def test_the_plan_shares_a_prefix_only_within_a_pair():
     assert jobs == [Job("plain", "plain", 20), Job("mean@5", "mean", 5), Job("mean", "mean", 20, after="mean@5"),
                     Job("perceptive", "perceptive", 20), Job("mean-then-plain", "mean-then-plain", 20, after="mean@5"),
                     Job("negative-then-plain", "negative-then-plain", 20)]
-    assert plan(["mean", "mean-then-plain"], switch_epoch=20, epochs=20) == [Job("mean", "mean", 20),
-                                                                            Job("mean-then-plain", "mean-then-plain", 20)]
+    assert plan(["mean", "mean-then-plain"], switch_epoch=20, epochs=20) == [
+        Job("mean", "mean", 20), Job("mean-then-plain", "mean-then-plain", 20)]
 
 
 def test_curve_summary_hand_worked():

@@ -61,7 +61,8 @@ def test_train_trainee_then_report(stage_inputs):
         assert saved["format"] == "facetransfer.trainee/2" and saved["model"] == {"name": "resnet10", "width": 1.0}
         assert json.loads((tmp_path / "runs" / "seed2022" / f"{variant}.json").read_text())["run_id"]
     assert json.loads((tmp_path / "runs" / "seed2022" / "train-trainee.json").read_text())["run_id"]  # the stage's run
-    assert list(pd.read_csv(tmp_path / "plots" / "seed2022" / "mean-then-plain" / "history.csv")["images"]) == ["mean", "plain"]
+    history = pd.read_csv(tmp_path / "plots" / "seed2022" / "mean-then-plain" / "history.csv")
+    assert list(history["images"]) == ["mean", "plain"]
     other_seed = (tmp_path / "plots" / f"seed{SEEDS[1]}" / "plain" / "history.csv").read_text()
     assert other_seed != (tmp_path / "plots" / "seed2022" / "plain" / "history.csv").read_text()  # the seed counts
     report = tmp_path / "reports"
@@ -98,7 +99,8 @@ def test_one_variant_alone_gives_the_bytes_of_the_shared_prefix_run(stage_inputs
         assert (alone / rel).read_bytes() == (tmp_path / rel).read_bytes(), rel
     import torch
 
-    shared, single = (torch.load(root / "models" / "seed2022" / "mean-then-plain" / "model.pt", weights_only=True)["state_dict"]
+    shared, single = (torch.load(root / "models" / "seed2022" / "mean-then-plain" / "model.pt",
+                                 weights_only=True)["state_dict"]
                       for root in (tmp_path, alone))
     assert all(torch.equal(shared[k], single[k]) for k in shared)
 
@@ -118,5 +120,6 @@ def test_trainee_report_names_a_missing_variant(stage_inputs):
                                       "--curves", str(tmp_path / "plots"), "--out", str(tmp_path / "reports"),
                                       "--metrics", str(tmp_path / "s.json"), "--run-id", str(tmp_path / "r.json"),
                                       "--params", str(params)])
-    assert result.exit_code != 0 and "seed2022/plain.json: not found" in result.output and "--seed 2022" in result.output
+    assert result.exit_code != 0
+    assert "seed2022/plain.json: not found" in result.output and "--seed 2022" in result.output
     assert not (tmp_path / "reports").exists()

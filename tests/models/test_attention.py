@@ -49,7 +49,8 @@ def test_cbam_matches_woo_et_al_equations_in_float64():
     pooled = torch.cat([xc.mean(dim=1, keepdim=True), xc.amax(dim=1, keepdim=True)], dim=1)  # (2, 2, 6, 6)
     conv = nn.functional.conv2d(pooled, cbam.spatial.conv.conv.weight, padding=3)
     bn = cbam.spatial.conv.bn
-    spatial = torch.sigmoid((conv - bn.running_mean[0]) / torch.sqrt(bn.running_var[0] + bn.eps) * bn.weight[0] + bn.bias[0])
+    spatial = torch.sigmoid((conv - bn.running_mean[0]) / torch.sqrt(bn.running_var[0] + bn.eps) * bn.weight[0]
+                            + bn.bias[0])
     torch.testing.assert_close(cbam(x), xc * spatial)
 
 
@@ -74,7 +75,8 @@ def test_vgg_with_attention_after_blocks_2_3_4(kind):
     # each sits right after the MaxPool2d ending block 2, 3, 4, sized to that block's channels (width 0.125)
     pools = [i for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d)]
     assert [type(model.features[pools[b] + 1]) for b in (1, 2, 3)] == [type(inserted[0])] * 3
-    assert [inserted[i].fc1.in_channels if kind == "se" else inserted[i].channel.fc1.in_channels for i in range(3)] == [16, 32, 64]
+    squeeze = [inserted[i].fc1 if kind == "se" else inserted[i].channel.fc1 for i in range(3)]
+    assert [fc1.in_channels for fc1 in squeeze] == [16, 32, 64]
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 6)
     assert [m for m in model.features if m in vgg_layers] == vgg_layers  # same layer objects, same order
     after = [m.weight for m in model.features if isinstance(m, nn.Conv2d) and m in vgg_layers]
@@ -98,4 +100,5 @@ def test_glorot_init_bounds_and_zero_bias():
     fan_in, fan_out = conv.in_channels * 9, conv.out_channels * 9
     bound = math.sqrt(6 / (fan_in + fan_out))
     assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.5 * bound
-    assert all(m.bias.abs().sum() == 0 for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear) and m.bias is not None)
+    assert all(m.bias.abs().sum() == 0 for m in model.modules()
+               if isinstance(m, nn.Conv2d | nn.Linear) and m.bias is not None)

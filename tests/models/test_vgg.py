@@ -181,8 +181,8 @@ def test_frozen_batch_norm_stays_in_eval_through_train():
     frozen_stats = [m.running_mean.clone() for m in bn[0]]
     free_stats = [m.running_mean.clone() for m in bn[2]]
     model(torch.randn(4, 3, 64, 64))
-    assert all(torch.equal(m.running_mean, s) for m, s in zip(bn[0], frozen_stats))
-    assert not any(torch.equal(m.running_mean, s) for m, s in zip(bn[2], free_stats))
+    assert all(torch.equal(m.running_mean, s) for m, s in zip(bn[0], frozen_stats, strict=True))
+    assert not any(torch.equal(m.running_mean, s) for m, s in zip(bn[2], free_stats, strict=True))
     # Unfreezing puts the blocks back in the model's mode.
     freeze_blocks(model, 0)
     assert all(m.training for b in bn for m in b)

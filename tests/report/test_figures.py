@@ -88,7 +88,7 @@ def test_forgetting_forest_one_panel_per_model_and_interval_per_class():
                          for m, p in (("freeze0", 0.01), ("freeze3", 0.5)) for c in ("sad", "contempt")])
     fig = forgetting_forest(rows, 0.95)
     assert [ax.get_title() for ax in fig.axes] == ["freeze0", "freeze3"]
-    ticks = {t.get_text(): y for t, y in zip(fig.axes[0].get_yticklabels(), fig.axes[0].get_yticks())}
+    ticks = {t.get_text(): y for t, y in zip(fig.axes[0].get_yticklabels(), fig.axes[0].get_yticks(), strict=True)}
     assert ticks["sad"] > ticks["contempt"]  # the first class on top
     assert len(fig.axes[0].lines) == 2 + 1  # two intervals and the zero line
 
@@ -96,7 +96,8 @@ def test_forgetting_forest_one_panel_per_model_and_interval_per_class():
 def test_cka_lines_one_line_per_model_with_bands_where_there_are_seeds():
     from facetransfer.report.figures import cka_lines
 
-    seeded = {f"block{b}": {"mean": 1.0 - b / 10, "ci_low": 0.8 - b / 10, "ci_high": 1.0, "n_seeds": 3} for b in range(1, 6)}
+    seeded = {f"block{b}": {"mean": 1.0 - b / 10, "ci_low": 0.8 - b / 10, "ci_high": 1.0, "n_seeds": 3}
+              for b in range(1, 6)}
     single = {f"block{b}": {"mean": 0.9, "ci_low": None, "ci_high": None, "n_seeds": 1} for b in range(1, 6)}
     fig = cka_lines({"freeze0": seeded, "negative": single}, 0.95)
     ax = fig.axes[0]

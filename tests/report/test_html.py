@@ -40,7 +40,8 @@ def test_table_rounds_and_escapes():
 
 
 def test_pain_table_has_table1_columns():
-    numbers = {"accuracy": 0.9, **{m: {"no_pain": 0.8, "pain": 0.7, "macro": 0.75} for m in ("precision", "recall", "f1")}}
+    numbers = {"accuracy": 0.9,
+               **{m: {"no_pain": 0.8, "pain": 0.7, "macro": 0.75} for m in ("precision", "recall", "f1")}}
     table = pain_table({"freeze0": numbers})
     assert list(table.columns)[:3] == ["model", "accuracy", "precision no_pain"] and table.shape == (1, 11)
 
@@ -55,7 +56,8 @@ def test_ranking_table_keeps_the_top_aus():
 def _fake_study(root):
     """The smallest set of pipeline outputs: two pain models, the figures, the forgetting summary."""
     (root / "metrics" / "pain").mkdir(parents=True)
-    numbers = {"accuracy": 0.9, **{m: {"no_pain": 0.8, "pain": 0.7, "macro": 0.75} for m in ("precision", "recall", "f1")}}
+    numbers = {"accuracy": 0.9,
+               **{m: {"no_pain": 0.8, "pain": 0.7, "macro": 0.75} for m in ("precision", "recall", "f1")}}
     for k in (0, 5):
         (root / "metrics" / "pain" / f"freeze{k}.json").write_text(pd.Series(numbers).to_json())
     (root / "reports" / "forgetting").mkdir(parents=True)
@@ -68,7 +70,8 @@ def test_a_partial_study_names_what_is_missing(tmp_path):
     paths = _fake_study(tmp_path)
     page, missing = build_report(paths, ReportConfig(), "seed: 1\n", {"git commit": "abc"})
     assert "Table 1" in page and "abc" in page and "seed: 1" in page
-    assert str(paths.metrics / "forgetting.json") in missing and str(paths.reports / "trainee" / "curves.png") in missing
+    assert str(paths.metrics / "forgetting.json") in missing
+    assert str(paths.reports / "trainee" / "curves.png") in missing
     assert "not available" in page or "missing figure" in page
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page and "<link" not in page
 

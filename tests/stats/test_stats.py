@@ -149,7 +149,7 @@ def test_paired_ttest_validates_shapes():
 
 def reference_corrected(a, b, n_train, n_test) -> tuple[float, float]:
     """Nadeau-Bengio t written out with Python floats, one term at a time."""
-    d = [float(x) - float(y) for x, y in zip(a, b)]
+    d = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
     j = len(d)
     mean = sum(d) / j
     var = sum((x - mean) ** 2 for x in d) / (j - 1)

@@ -19,12 +19,12 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: no backend, nothing to close
 from mlflow.tracking import MlflowClient
 
-from facetransfer.tracking import mlflow_store
 from facetransfer.tracking import (
     artifact_root,
     dvc_data_hash,
     flatten_params,
     init_store,
+    mlflow_store,
     register_model_version,
     run_tags,
     run_timings,
@@ -262,7 +262,7 @@ def test_register_model_version_points_the_alias_at_the_newest(repo):
             run.log_state_dict({"w": torch.ones(2)}, "checkpoint")
             runs.append(run.run_id)
     versions = [register_model_version("pain-balanced", run_id, "checkpoint", "balanced", {"model": f"freeze{k}"})
-                for run_id, k in zip(runs, (2, 3))]
+                for run_id, k in zip(runs, (2, 3), strict=True)]
     assert versions == ["1", "2"]
     chosen = client().get_model_version_by_alias("pain-balanced", "balanced")
     assert chosen.run_id == runs[1] and chosen.tags == {"model": "freeze3"}

@@ -70,7 +70,8 @@ def test_normalize_uses_tensors_made_once_and_gives_torchvisions_numbers(monkeyp
 
     from facetransfer.training.data import IMAGENET_MEAN, IMAGENET_STD, normalize
 
-    batch = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)).permute(0, 3, 1, 2)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    batch = torch.from_numpy(pixels).permute(0, 3, 1, 2)
     expected = F.normalize(F.to_dtype(batch, torch.float32, scale=True), list(IMAGENET_MEAN), list(IMAGENET_STD))
     made = []
     as_tensor = torch.as_tensor
@@ -92,7 +93,7 @@ def test_a_sample_is_augmented_by_its_own_stream_not_by_the_order_of_access():
     data.set_epoch(2)
     forward = [data[i][0] for i in range(len(data))]
     backward = [data[i][0] for i in reversed(range(len(data)))][::-1]
-    assert all(torch.equal(a, b) for a, b in zip(forward, backward))
+    assert all(torch.equal(a, b) for a, b in zip(forward, backward, strict=True))
     data.set_epoch(3)
     assert sum(not torch.equal(a, data[i][0]) for i, a in enumerate(forward)) >= len(data) // 2
 

@@ -9,14 +9,15 @@ import torch
 
 from facetransfer.config import AugmentSpec, ConfigError, TrainingDiverged, TrainSettings
 from facetransfer.models.vgg import build_vgg16, freeze_blocks
+from facetransfer.training import loop
 from facetransfer.training.cached import FlipFeatureDataset, flip_features
 from facetransfer.training.data import ImageDataset, build_transform, load_split
-from facetransfer.training.losses import FocalLoss
-from facetransfer.training import loop
 from facetransfer.training.loop import check_finite, fit, plateaued, predict, training_dtype
+from facetransfer.training.losses import FocalLoss
 
 # float32 steps: the same numbers on every CPU (auto would pick bf16 on CPUs with AMX).
 SETTINGS = TrainSettings(epochs=3, batch_size=8, device="cpu", precision="float32")
+AUGMENT = AugmentSpec()  # frozen: one instance can serve as every call's default
 PAPER = AugmentSpec(rotation=25.0, shift=0.1, shear=0.1, zoom=0.1, grayscale=0.2)
 
 
@@ -39,10 +40,10 @@ def _model(dropout: float = 0.0, seed: int = 0) -> torch.nn.Module:
     return build_vgg16(num_classes=2, width=0.0625, batch_norm=True, dropout=dropout)
 
 
-def _fit(model, prepared, settings=SETTINGS, augment=AugmentSpec(), **kwargs):
+def _fit(model, prepared, settings=SETTINGS, augment=AUGMENT, **kwargs):
     train, val = load_split(prepared, "train"), load_split(prepared, "val")
-    return fit(model, ImageDataset(train, build_transform(augment), settings.seed), ImageDataset(val, build_transform(None)),
-               val.labels, FocalLoss(2.0), settings, 2, **kwargs)
+    return fit(model, ImageDataset(train, build_transform(augment), settings.seed),
+               ImageDataset(val, build_transform(None)), val.labels, FocalLoss(2.0), settings, 2, **kwargs)
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -52,7 +53,7 @@ def _same(a: dict, b: dict) -> bool:
 def test_same_seed_same_weights(prepared):
     first, second = _fit(_model(), prepared), _fit(_model(), prepared)
     assert _same(first.best_state, second.best_state)
-    assert first.history == [{**r, "seconds": h["seconds"]} for r, h in zip(second.history, first.history)]
+    assert first.history == [{**r, "seconds": h["seconds"]} for r, h in zip(second.history, first.history, strict=True)]
 
 
 def test_loader_workers_do_not_change_the_weights(prepared):
@@ -137,7 +138,8 @@ def test_one_epoch_without_a_dtype_steps_in_the_devices_default(monkeypatch):
     monkeypatch.setattr(loop, "_autocast", lambda device, dtype=None: seen.append(dtype) or real(device, dtype))
     model = _model()
     batch = [(torch.rand(4, 3, 64, 64), torch.tensor([0, 1, 0, 1]))]
-    loop.train_one_epoch(model, batch, FocalLoss(2.0), torch.optim.SGD(model.parameters(), lr=0.01), torch.device("cpu"))
+    loop.train_one_epoch(model, batch, FocalLoss(2.0), torch.optim.SGD(model.parameters(), lr=0.01),
+                         torch.device("cpu"))
     assert seen == [None]
     with real(torch.device("cpu"), None):
         assert not torch.is_autocast_enabled("cpu")  # None on the CPU: float32 steps
@@ -211,7 +213,8 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_training_starts_over(prepared, 
     _fit(_model(), prepared, settings=SETTINGS.model_copy(update={"epochs": 1}), checkpoint=checkpoint, run_key="k")
     checkpoint.write_bytes(checkpoint.read_bytes()[:500])
     epochs_run = []
-    result = _fit(_model(), prepared, checkpoint=checkpoint, run_key="k", on_epoch=lambda r: epochs_run.append(r["epoch"]))
+    result = _fit(_model(), prepared, checkpoint=checkpoint, run_key="k",
+                  on_epoch=lambda r: epochs_run.append(r["epoch"]))
     assert epochs_run == [1, 2, 3] and _same(result.best_state, _fit(_model(), prepared).best_state)
     aside = tmp_path / "last.pt.corrupt"
     assert aside.is_file() and len(aside.read_bytes()) == 500

@@ -18,7 +18,7 @@ PAPER_BETA = 0.99998
 def reference_focal(logits: np.ndarray, targets: np.ndarray, gamma: float, weight=None) -> np.ndarray:
     """FL(p_t) = -alpha_t (1 - p_t)^gamma log p_t per sample, a loop over samples in float64."""
     out = []
-    for row, t in zip(logits.tolist(), targets.tolist()):
+    for row, t in zip(logits.tolist(), targets.tolist(), strict=True):
         z = max(row)
         denom = sum(math.exp(v - z) for v in row)
         p_t = math.exp(row[t] - z) / denom

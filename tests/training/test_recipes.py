@@ -8,7 +8,6 @@ import torch
 from facetransfer.config import ModelSpec, RetrainEmotionConfig, TrainEmotionConfig, TrainPainConfig
 from facetransfer.training import recipes
 from facetransfer.training.data import data_digest
-
 from tests.conftest import write_prepared
 
 EMOTION = TrainEmotionConfig(epochs=2, batch_size=16, device="cpu", model=ModelSpec(width=0.0625))

@@ -295,8 +295,8 @@ def _numbered(folder: Path, names: Iterable[str], prefix: str) -> list[tuple[int
 
 def make_frame(rows: list[tuple], schema: dict[str, Any], **attrs: Any) -> pd.DataFrame:
     """Build the result once from row tuples; schema maps column name -> dtype, in order."""
-    columns = list(zip(*rows)) if rows else [()] * len(schema)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
     df = pd.DataFrame({name: pd.Series(list(values), dtype=dtype)
-                       for (name, dtype), values in zip(schema.items(), columns)})
+                       for (name, dtype), values in zip(schema.items(), columns, strict=True)})
     df.attrs.update(attrs)
     return df

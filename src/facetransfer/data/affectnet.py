@@ -9,8 +9,13 @@ import numpy as np
 import pandas as pd
 
 from facetransfer.data._files import (
-    DatasetRoot, check_missing_images, csv_records, make_frame, parse_float,
-    parse_float_array, parse_int,
+    DatasetRoot,
+    check_missing_images,
+    csv_records,
+    make_frame,
+    parse_float,
+    parse_float_array,
+    parse_int,
 )
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import AFFECTNET_DROPPED_IDS, EMOTIONS

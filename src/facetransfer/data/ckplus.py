@@ -12,8 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from facetransfer.data._files import (
-    DatasetRoot, check_missing_images, integral, make_frame, read_aus, read_points,
-    read_scalar, walk_sequences,
+    DatasetRoot,
+    check_missing_images,
+    integral,
+    make_frame,
+    read_aus,
+    read_points,
+    read_scalar,
+    walk_sequences,
 )
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import CKPLUS_EMOTIONS

@@ -48,23 +48,25 @@ class Counterfactuals:
         """
         groups = {image: rows for image, rows in self.index.groupby("image", sort=False)}
         out: list[Footprints | None] = []
-        for key, aus in zip(keys, shown):
+        for key, aus in zip(keys, shown, strict=True):
             rows = groups.get(key, self.index.iloc[:0])
-            found = tuple((int(au), self.footprints[int(k)]) for au, k in zip(rows["au"], rows["footprint"]))
+            found = tuple((int(au), self.footprints[int(k)])
+                          for au, k in zip(rows["au"], rows["footprint"], strict=True))
             out.append(found if {au for au, _ in found} == set(aus) else None)
         return out
 
     def paths(self, keys: pd.Series) -> list[dict[int, str]]:
         """Per key: AU -> counterfactual image path under counterfactuals/ (empty when none were kept)."""
         kept = self.index[self.index["path"] != ""]
-        groups = {image: dict(zip(rows["au"].astype(int), rows["path"])) for image, rows in kept.groupby("image")}
+        groups = {image: dict(zip(rows["au"].astype(int), rows["path"], strict=True))
+                  for image, rows in kept.groupby("image")}
         return [groups.get(key, {}) for key in keys]
 
 
 def shown_aus(frame: pd.DataFrame) -> list[set[int]]:
     """Per row of a frame joined with groundtruth.csv (gt_au_* columns): the AUs the image shows."""
     present = frame[[f"gt_au_{au}" for au in ACTION_UNITS]].to_numpy(dtype=float) > 0
-    return [{au for au, on in zip(ACTION_UNITS, row) if on} for row in present]
+    return [{au for au, on in zip(ACTION_UNITS, row, strict=True) if on} for row in present]
 
 
 def read(root: Path) -> Counterfactuals | None:
@@ -91,7 +93,8 @@ def read(root: Path) -> Counterfactuals | None:
 
 def _check(index: pd.DataFrame, footprints: np.ndarray, index_path: Path, array_path: Path) -> None:
     if footprints.ndim != 3 or footprints.dtype != np.uint8:
-        raise DatasetFormatError(array_path, f"expected (K, H, ceil(W/8)) uint8, got {footprints.shape} {footprints.dtype}")
+        raise DatasetFormatError(array_path,
+                                 f"expected (K, H, ceil(W/8)) uint8, got {footprints.shape} {footprints.dtype}")
     for column in ("au", "footprint"):
         if not pd.api.types.is_integer_dtype(index[column]):
             raise DatasetFormatError(index_path, f"column {column}: expected integers")
@@ -118,7 +121,8 @@ def footprint_in_crop(packed: np.ndarray, width: int, box: tuple[float, float, f
 
 def crop_footprints(footprints: Footprints, width: int, box: tuple[float, float, float, float],
                     size: int) -> np.ndarray:
-    """(len(ACTION_UNITS), size, ceil(size/8)) uint8 packed: each AU's footprint in the crop, empty for AUs not shown."""
+    """(len(ACTION_UNITS), size, ceil(size/8)) uint8 packed: each AU's footprint in the crop, empty for AUs
+    not shown."""
     out = np.zeros((len(ACTION_UNITS), size, size), dtype=bool)
     for au, packed in footprints:
         out[ACTION_UNITS.index(au)] = footprint_in_crop(packed, width, box, size)

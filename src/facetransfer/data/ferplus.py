@@ -74,7 +74,7 @@ def _parse_row(pixels_path: Path, pixels_line: int, pixels_fields: list[str],
     if not image_name:
         return None, "no_image"
     votes = [parse_int(text, votes_path, votes_line, column)
-             for text, column in zip(votes_fields[2:], FERPLUS_VOTE_COLUMNS)]
+             for text, column in zip(votes_fields[2:], FERPLUS_VOTE_COLUMNS, strict=True)]
     if min(votes) < 0 or max(votes) > _MAX_VOTES:
         raise DatasetFormatError(
             votes_path, f"votes must be counts 0..{_MAX_VOTES}, got {votes}", votes_line)

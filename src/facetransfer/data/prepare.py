@@ -32,8 +32,8 @@ from PIL import Image, UnidentifiedImageError
 from facetransfer import __version__
 from facetransfer.config import PrepareConfig
 from facetransfer.data import affectnet, ckplus, counterfactuals, ferplus, unbc
-from facetransfer.data.crops import crop_resize, face_box_from_landmarks, landmarks_in_crop
 from facetransfer.data._files import DatasetRoot
+from facetransfer.data.crops import crop_resize, face_box_from_landmarks, landmarks_in_crop
 from facetransfer.data.errors import DatasetFormatError
 from facetransfer.data.labels import ACTION_UNITS, CKPLUS_TO_AFFECTNET, EMOTIONS, FERPLUS_TO_AFFECTNET
 from facetransfer.data.regions import au_region_masks, landmarks_66_to_68
@@ -311,7 +311,7 @@ def plan_affectnet(root: Path, cfg: PrepareConfig) -> Prepared:
     frame = _join_gt(frame, read_groundtruth(root), frame["rel_path"])
     found, footprints = _footprints(root, frame, frame["rel_path"])
     samples = [Sample(p, box=tuple(b), landmarks=lm, footprints=f)
-               for p, b, lm, f in zip(frame["path"], frame["face_box"], frame["landmarks"], footprints)]
+               for p, b, lm, f in zip(frame["path"], frame["face_box"], frame["landmarks"], footprints, strict=True)]
     index = pd.concat([frame[["split", "label", "rel_path", "valence", "arousal"]]
                        .assign(emotion=frame["label"].map(lambda k: EMOTIONS[k])), _gt_au_frame(frame)], axis=1)
     facts = {"training_" + k: v for k, v in dup_train.items()} | {"validation_" + k: v for k, v in dup_test.items()}
@@ -324,7 +324,8 @@ def _counterfactual_images(root: Path, found: counterfactuals.Counterfactuals, f
     """(row, AU, Sample) of every kept counterfactual test image, cropped with its original's face box."""
     dataset = DatasetRoot(root / counterfactuals.FOLDER)
     out = []
-    for row, (split, box, paths) in enumerate(zip(frame["split"], frame["face_box"], found.paths(frame["rel_path"]))):
+    paths_per_row = found.paths(frame["rel_path"])
+    for row, (split, box, paths) in enumerate(zip(frame["split"], frame["face_box"], paths_per_row, strict=True)):
         if split != "test":
             continue
         for au, path in sorted(paths.items()):
@@ -343,11 +344,12 @@ def plan_unbc(root: Path, cfg: PrepareConfig) -> Prepared:
     chosen = select_pain_frames(frames[~is_test], u.train_frames + u.val_frames, cfg.seed)
     where = f"{root}: the selected frames (prepare.unbc.val_frames)"
     chosen = chosen.assign(split=stratified_split(chosen["pspi"] > 0, u.val_frames, cfg.seed, where))
-    frame = pd.concat([chosen.sort_values("split", kind="stable"), frames[is_test].assign(split="test")], ignore_index=True)
+    frame = pd.concat([chosen.sort_values("split", kind="stable"), frames[is_test].assign(split="test")],
+                      ignore_index=True)
     rel = _rel(frame["path"], root)
     frame = _join_gt(frame, read_groundtruth(root), rel)
     samples = []
-    for path, lm66 in zip(frame["path"], frame["landmarks"]):
+    for path, lm66 in zip(frame["path"], frame["landmarks"], strict=True):
         lm = None if lm66 is None else landmarks_66_to_68(lm66)
         samples.append(Sample(path, box=face_box_from_landmarks(lm) if lm is not None else None, landmarks=lm))
     index = pd.concat([frame[["split", "subject", "sequence", "frame", "pspi"]]
@@ -362,7 +364,7 @@ def plan_ckplus(root: Path, cfg: PrepareConfig) -> Prepared:
     frame = _join_gt(peaks, read_groundtruth(root), rel)
     _, footprints = _footprints(root, frame, rel)
     samples = [Sample(p, box=face_box_from_landmarks(lm), landmarks=lm, upper_cut=cfg.ckplus.upper_face_cut,
-                      footprints=f) for p, lm, f in zip(frame["path"], frame["landmarks"], footprints)]
+                      footprints=f) for p, lm, f in zip(frame["path"], frame["landmarks"], footprints, strict=True)]
     label = frame["emotion"].map(lambda c: -1 if pd.isna(c) else CKPLUS_TO_AFFECTNET[int(c)])
     index = pd.concat([frame[["subject", "sequence", "frame"]]
                        .assign(split="all", emotion_code=frame["emotion"], label=label, rel_path=rel),
@@ -376,7 +378,7 @@ def plan_ferplus(root: Path, cfg: PrepareConfig) -> Prepared:
     frame = _join_gt(frame, read_groundtruth(root), frame["row"].astype(str))
     gt_lm = frame["gt_landmarks"] if "gt_landmarks" in frame else pd.Series([None] * len(frame), index=frame.index)
     samples = [Sample(None, pixels=px, landmarks=lm if isinstance(lm, np.ndarray) else None)
-               for px, lm in zip(frame["pixels"], gt_lm)]
+               for px, lm in zip(frame["pixels"], gt_lm, strict=True)]
     usage_split = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
     index = pd.concat([frame[["image_name"]].assign(source_row=frame["row"],
         split=frame["usage"].map(usage_split), label=frame["label"].map(lambda k: FERPLUS_TO_AFFECTNET[k]),
@@ -394,7 +396,8 @@ def prepare_dataset(name: str, data_root: Path, out_root: Path, cfg: PrepareConf
     index = plan.index.reset_index(drop=True)
     if index.empty:  # an empty set written as a finished dataset would pass every later stage's file checks
         raise DatasetFormatError(Path(data_root) / name, "no labelled images found; expected at least one")
-    samples = [replace(smp, masked=split in cfg.mask_splits) for smp, split in zip(plan.samples, index["split"])]
+    samples = [replace(smp, masked=split in cfg.mask_splits)
+               for smp, split in zip(plan.samples, index["split"], strict=True)]
     with atomic_dir(Path(out_root) / name) as tmp:
         errors, mask_rows = write_arrays(tmp, samples, cfg, name, progress, workers)
         index.insert(0, "row", np.arange(len(index)))
@@ -422,8 +425,9 @@ def prepare_dataset(name: str, data_root: Path, out_root: Path, cfg: PrepareConf
     return meta
 
 
-def prepare(data_root: str | Path, out_root: str | Path, cfg: PrepareConfig, datasets: tuple[str, ...] = tuple(PLANNERS),
-            progress: Progress | None = None, workers: int = 2) -> dict[str, dict]:
+def prepare(data_root: str | Path, out_root: str | Path, cfg: PrepareConfig,
+            datasets: tuple[str, ...] = tuple(PLANNERS), progress: Progress | None = None,
+            workers: int = 2) -> dict[str, dict]:
     """Prepare each named dataset; returns {dataset: meta}."""
     unknown = sorted(set(datasets) - set(PLANNERS))
     if unknown:

@@ -53,7 +53,8 @@ def select_pain_frames(frames: pd.DataFrame, n_total: int, seed: int) -> pd.Data
     rng = np.random.default_rng(seed)
     pain = frames["pspi"] > 0
     for subject, group in frames.groupby("subject"):
-        for name, has in (("pain (PSPI > 0)", pain[group.index].any()), ("no-pain (PSPI = 0)", (~pain[group.index]).any())):
+        for name, has in (("pain (PSPI > 0)", pain[group.index].any()),
+                          ("no-pain (PSPI = 0)", (~pain[group.index]).any())):
             if not has:
                 raise SelectionError(f"UNBC subject {subject} has no {name} frame; every training subject needs "
                                      "one (list it in prepare.unbc.test_subjects or lower the frame count)")

@@ -12,7 +12,12 @@ from pathlib import Path
 import pandas as pd
 
 from facetransfer.data._files import (
-    DatasetRoot, check_missing_images, make_frame, read_aus, read_points, read_scalar,
+    DatasetRoot,
+    check_missing_images,
+    make_frame,
+    read_aus,
+    read_points,
+    read_scalar,
     walk_sequences,
 )
 from facetransfer.data.errors import DatasetFormatError

@@ -36,5 +36,6 @@ def gradcam_maps(model: nn.Module, images: np.ndarray, targets: np.ndarray, batc
         coarse = cam.attribute(x, target=t, relu_attributions=True)  # (B, 1, h, w)
         fine = LayerAttribution.interpolate(coarse, tuple(x.shape[2:]), interpolate_mode="bilinear")[:, 0]
         peak = fine.amax(dim=(1, 2), keepdim=True)
-        out[start:start + len(batch)] = torch.where(peak > 0, fine / peak, torch.zeros_like(fine)).detach().cpu().numpy()
+        scaled = torch.where(peak > 0, fine / peak, torch.zeros_like(fine))
+        out[start:start + len(batch)] = scaled.detach().cpu().numpy()
     return out

@@ -45,7 +45,7 @@ def rank_aus(mass_reference: np.ndarray, mass_model: np.ndarray, aus: tuple[int,
                        mean_diff=float(d.mean()), statistic=statistic, pvalue=pvalue)
         rows.append(row)
     tested = [r for r in rows if not np.isnan(r["mean_diff"])]
-    for row, p in zip(tested, holm([r["pvalue"] for r in tested])):
+    for row, p in zip(tested, holm([r["pvalue"] for r in tested]), strict=True):
         row["pvalue_holm"] = float(p)
     for row in rows:
         row.setdefault("pvalue_holm", 1.0)

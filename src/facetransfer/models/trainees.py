@@ -17,7 +17,8 @@ from torchvision.models.resnet import BasicBlock, ResNet
 
 
 def build_resnet10(num_classes: int, width: float = 1.0) -> nn.Module:
-    """torchvision ResNet with one BasicBlock per stage (channels 64-512; 4.9 M parameters at 8 classes), random init."""
+    """torchvision ResNet with one BasicBlock per stage (channels 64-512; 4.9 M parameters at 8 classes),
+    random init."""
     _no_width("resnet10", width)
     return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
 

@@ -34,10 +34,11 @@ def forgetting_forest(rows: pd.DataFrame, confidence: float) -> Figure:
     models = list(dict.fromkeys(rows["model"]))
     fig = Figure(figsize=(2.6 * max(len(models), 1) + 1.2, 3.8), layout="constrained")
     axes = fig.subplots(1, max(len(models), 1), sharey=True, squeeze=False)[0]
-    for ax, model in zip(axes, models):
+    # strict=False: with no rows there is one (empty) panel and no model.
+    for ax, model in zip(axes, models, strict=False):
         part = rows[rows["model"] == model].reset_index(drop=True)
         y = np.arange(len(part))[::-1]  # first class on top
-        for yi, (_, row) in zip(y, part.iterrows()):
+        for yi, (_, row) in zip(y, part.iterrows(), strict=True):
             ax.scatter([float(v) for v in row["per_seed"].split()], [yi] * len(row["per_seed"].split()),
                        s=9, color="tab:gray", alpha=0.6, zorder=1)
             if row["ci_low"] is not None and row["ci_low"] == row["ci_low"]:
@@ -87,7 +88,7 @@ def trade_off_plot(trade: dict) -> Figure:
     axes[0].set_ylabel("emotion macro recall after retraining")
     axes[0].set_title("What pain gained vs what emotion lost")
     axes[0].legend(fontsize="small")
-    for ax, (cls, panel) in zip(axes[1:], classes.items()):
+    for ax, (cls, panel) in zip(axes[1:], classes.items(), strict=True):
         _trade_panel(ax, panel["points"], "class_recall", panel["pareto_front"])
         ax.set_ylabel(f"{cls} recall after retraining")
         ax.set_title(f"... and on {cls} (among the most forgotten)")
@@ -114,7 +115,7 @@ def concept_forest(rows: list[dict]) -> Figure:
     fig = Figure(figsize=(8, 0.32 * len(rows) + 1.6), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
-    for yi, row in zip(y, rows):
+    for yi, row in zip(y, rows, strict=True):
         ax.plot(row["ci_diff_plain"], [yi + 0.15] * 2, color="tab:gray", lw=1)
         colour = "tab:red" if row["forgotten"] else "tab:blue"
         ax.plot(row["ci_diff_corrected"], [yi] * 2, color=colour, lw=3, solid_capstyle="butt")
@@ -163,7 +164,7 @@ def saliency_grid(images: np.ndarray, reference: np.ndarray, model: np.ndarray, 
     fig = Figure(figsize=(1.6 * len(columns), 1.6 * n + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(n, len(columns), squeeze=False))
     for i in range(len(images)):
-        for j, ((_, cmap, (vmin, vmax)), panel) in enumerate(zip(columns, panels)):
+        for j, ((_, cmap, (vmin, vmax)), panel) in enumerate(zip(columns, panels, strict=True)):
             axes[i, j].imshow(panel[i], cmap=cmap, vmin=vmin, vmax=vmax)
     for ax in axes.ravel():
         ax.set_xticks([])
@@ -180,7 +181,8 @@ def localisation_bars(scores: dict) -> Figure:
     """Per model: LRP relevance mass / rank accuracy, pointing game, Grad-CAM DICE / IoU against true AU regions."""
     fig = Figure(figsize=(9, 3.8), layout="constrained")
     ax = fig.subplots()
-    measures = [("lrp", "relevance_mass_accuracy", "LRP mass acc."), ("lrp", "relevance_rank_accuracy", "LRP rank acc."),
+    measures = [("lrp", "relevance_mass_accuracy", "LRP mass acc."),
+                ("lrp", "relevance_rank_accuracy", "LRP rank acc."),
                 ("lrp", "pointing_game", "LRP pointing game"), ("gradcam", "dice", "Grad-CAM DICE"),
                 ("gradcam", "iou", "Grad-CAM IoU")]
     models = list(scores)
@@ -232,7 +234,8 @@ def learning_curves(histories: dict[str, pd.DataFrame], target_f1: float | None 
             ax.plot(history["step"], history[column], label=name, **style)
             if f"{column}_sd" in history:
                 ax.fill_between(history["step"], history[column] - history[f"{column}_sd"],
-                                history[column] + history[f"{column}_sd"], color=style["color"], alpha=0.08, linewidth=0)
+                                history[column] + history[f"{column}_sd"], color=style["color"], alpha=0.08,
+                                linewidth=0)
     if target_f1 is not None:
         ax_f1.axhline(target_f1, color="tab:gray", linewidth=0.8, linestyle=":", label=f"target F1 {target_f1}")
     ax_f1.set_ylabel("validation macro F1 (plain images)")
@@ -249,7 +252,7 @@ def confusion_pair(matrices: dict[str, np.ndarray], classes: list[str]) -> Figur
     """Row-normalised confusion matrices side by side (rows: true class, columns: predicted), counts in cells."""
     fig = Figure(figsize=(5.2 * len(matrices), 4.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(matrices)))
-    for ax, (name, counts) in zip(axes, matrices.items()):
+    for ax, (name, counts) in zip(axes, matrices.items(), strict=True):
         rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
         for i, j in np.ndindex(counts.shape):
@@ -268,9 +271,10 @@ def accuracy_boxes(per_fold: pd.DataFrame) -> Figure:
     datasets = [c for c in per_fold.columns if c not in ("init", "attention", "fold")]
     fig = Figure(figsize=(4.2 * len(datasets), 4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(datasets), sharey=True))
-    models = list(dict.fromkeys(zip(per_fold["init"], per_fold["attention"])))
-    for ax, dataset in zip(axes, datasets):
-        values = [per_fold[(per_fold["init"] == i) & (per_fold["attention"] == a)][dataset].to_numpy() for i, a in models]
+    models = list(dict.fromkeys(zip(per_fold["init"], per_fold["attention"], strict=True)))
+    for ax, dataset in zip(axes, datasets, strict=True):
+        values = [per_fold[(per_fold["init"] == i) & (per_fold["attention"] == a)][dataset].to_numpy()
+                  for i, a in models]
         ax.boxplot(values, tick_labels=[f"{i}\n{a}" for i, a in models])
         ax.set_title(dataset)
         ax.tick_params(axis="x", labelsize="x-small")
@@ -291,7 +295,8 @@ def necessity_heatmaps(matrices: dict[str, pd.DataFrame], alpha_marks: dict[str,
     fig = Figure(figsize=(4.6 * cols + 1.0, 3.4 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     image = None
-    for ax, (model, table) in zip(axes, matrices.items()):
+    # strict=False: the grid can hold more panels than models (the spare ones are hidden below).
+    for ax, (model, table) in zip(axes, matrices.items(), strict=False):
         values = table.reindex(columns=columns).to_numpy(dtype=float)
         image = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
         ax.set_xticks(range(len(columns)), [c[2:] for c in columns], fontsize="x-small")

@@ -38,7 +38,7 @@ def add_holm(cells: list[dict]) -> None:
     """Set each cell's `pvalue_holm`: Holm over the family of the cells that have a `pvalue`; None for the
     cells whose `pvalue` is None (untestable, e.g. one seed: left out so they do not grow the family)."""
     tested = [cell for cell in cells if cell["pvalue"] is not None]
-    for cell, adjusted in zip(tested, holm([cell["pvalue"] for cell in tested])):
+    for cell, adjusted in zip(tested, holm([cell["pvalue"] for cell in tested]), strict=True):
         cell["pvalue_holm"] = float(adjusted)
     for cell in cells:
         cell.setdefault("pvalue_holm", None)

@@ -64,7 +64,8 @@ def _save(image: np.ndarray, path: Path, fmt: str) -> None:
         Image.fromarray(image).save(path, "PNG", **_PNG)
 
 
-def counterfactual_footprints(item: Item, image: np.ndarray, supersample: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def counterfactual_footprints(item: Item, image: np.ndarray,
+                              supersample: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(au, image with that AU alone switched off, (H, W) bool pixels that differ) for every AU the image shows."""
     scene = item.scene
     for au in sorted(scene.expression.intensities):

@@ -101,7 +101,8 @@ class _Pen:
         self.draw.polygon([tuple(p) for p in (np.asarray(xy01) * size).tolist()], fill=(*fill, alpha))
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24, a0: float = 0.0, a1: float = 2 * np.pi) -> np.ndarray:
+def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24, a0: float = 0.0,
+            a1: float = 2 * np.pi) -> np.ndarray:
     t = np.linspace(a0, a1, n)
     return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=-1)
 
@@ -148,7 +149,8 @@ def _draw_head(pen: _Pen, idn: Identity, lm: np.ndarray, neutral: np.ndarray) ->
         pen.polygon(np.vstack([outer, inner]), idn.hair)
     if idn.beard > 0:
         top = neutral[48, 1] - 0.04  # neutral: lip-corner AUs must not move the beard line
-        pen.polygon(np.vstack([smooth(lm[3:14]), [[lm[13, 0], top], [lm[3, 0], top]]]), (40, 30, 25), int(120 * idn.beard))
+        pen.polygon(np.vstack([smooth(lm[3:14]), [[lm[13, 0], top], [lm[3, 0], top]]]), (40, 30, 25),
+                    int(120 * idn.beard))
 
 
 def _texture_anchor(neutral: np.ndarray, expr: Expression, au: int) -> np.ndarray:
@@ -181,7 +183,8 @@ def _au1(pen, a, sides, dark, light, alpha):
     mid = (a[21] + a[22]) / 2
     for k in range(2):
         y = mid[1] - 0.08 - 0.045 * k
-        pen.line(smooth(np.array([[mid[0] - 0.09, y + 0.01], [mid[0], y - 0.008], [mid[0] + 0.09, y + 0.01]])), dark, 0.008, alpha)
+        pen.line(smooth(np.array([[mid[0] - 0.09, y + 0.01], [mid[0], y - 0.008], [mid[0] + 0.09, y + 0.01]])),
+                 dark, 0.008, alpha)
 
 
 def _au2(pen, a, sides, dark, light, alpha):
@@ -215,7 +218,7 @@ def _au7(pen, a, sides, dark, light, alpha):
 
 
 def _au9(pen, a, sides, dark, light, alpha):
-    for k, y in enumerate(np.linspace(a[28, 1], a[29, 1], 3)):
+    for y in np.linspace(a[28, 1], a[29, 1], 3):
         pen.line(np.array([[-0.035, y + 0.006], [0.0, y], [0.035, y + 0.006]]) + (a[28, 0], 0), dark, 0.007, alpha)
 
 

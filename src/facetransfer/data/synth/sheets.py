@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from facetransfer.data.regions import au_region_masks
 from facetransfer.data.labels import ACTION_UNITS
+from facetransfer.data.regions import au_region_masks
 from facetransfer.data.synth.datasets import Item
 
 PER_CLASS = 8
@@ -55,7 +55,8 @@ def _grid(rows: list[tuple[str, list[Image.Image]]], title: str, columns: int = 
     draw.text((6, 5), title, fill=(0, 0, 0), font=font)
     for r, (label, tiles) in enumerate(rows):
         lines = textwrap.wrap(label, 12)
-        draw.multiline_text((6, 24 + r * TILE + TILE // 2 - 7 * len(lines)), "\n".join(lines), fill=(0, 0, 0), font=font)
+        draw.multiline_text((6, 24 + r * TILE + TILE // 2 - 7 * len(lines)), "\n".join(lines), fill=(0, 0, 0),
+                            font=font)
         for c, tile in enumerate(tiles):
             sheet.paste(tile, (LABEL_W + c * TILE, 24 + r * TILE))
     return sheet
@@ -70,7 +71,8 @@ def class_sheet(name: str, items: list[Item], root: Path, pixels: list) -> Image
     # Evenly spaced picks, so the sheet spans subjects and sequences, not the first few frames.
     picks = {label: [idx[int(j)] for j in np.linspace(0, len(idx) - 1, min(PER_CLASS, len(idx)))]
              for label, idx in by_class.items()}
-    rows = [(label, [_tile(_load(items[k], root, name, pixels[k])) for k in idx]) for label, idx in sorted(picks.items())]
+    rows = [(label, [_tile(_load(items[k], root, name, pixels[k])) for k in idx])
+            for label, idx in sorted(picks.items())]
     return _grid(rows, f"{name}: {PER_CLASS} samples per class (true class)")
 
 
@@ -83,7 +85,7 @@ def region_sheet(name: str, items: list[Item], landmarks: list, root: Path, pixe
         image = _load(items[k], root, name, pixels[k]).astype(float)
         masks = au_region_masks(landmarks[k], image.shape[0], image.shape[1], OVERLAY_AUS)
         tiles = [_tile(image.astype(np.uint8))]
-        for au, mask in zip(OVERLAY_AUS, masks):
+        for au, mask in zip(OVERLAY_AUS, masks, strict=True):
             strength = 0.55 if items[k].scene.expression.intensity(au) > 0 else 0.2
             tinted = image.copy()
             tinted[mask] = (1 - strength) * tinted[mask] + strength * _TINT
@@ -97,11 +99,12 @@ def region_sheet(name: str, items: list[Item], landmarks: list, root: Path, pixe
 FOOTPRINT_COLUMNS = 6
 
 
-def footprint_sheet(name: str, items: list[Item], counterfactuals: list, root: Path, pixels: list) -> Image.Image | None:
+def footprint_sheet(name: str, items: list[Item], counterfactuals: list, root: Path,
+                    pixels: list) -> Image.Image | None:
     """Rows: images with counterfactuals, one per class; columns: the image, then each AU it shows with its
     footprint (the pixels that change when that AU alone is off) tinted red. None when no item has any."""
     rows, seen = [], set()
-    for k, (item, found) in enumerate(zip(items, counterfactuals)):
+    for k, (item, found) in enumerate(zip(items, counterfactuals, strict=True)):
         label = item.meta.get("emotion") or "no label"
         if not found or label in seen:
             continue

@@ -43,11 +43,12 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 def write_affectnet(root: Path, items: list[Item], landmarks: list[np.ndarray], cfg: SynthConfig) -> None:
     rng = np.random.default_rng([cfg.seed, DATASET_IDS["affectnet"], 1])
     rows: dict[str, list[list]] = {"training": [], "validation": []}
-    for item, lm in zip(items, landmarks):
+    for item, lm in zip(items, landmarks, strict=True):
         x, y, w, h = face_box_from_landmarks(lm)
         points = ";".join(f"{v:.2f}" for v in lm.reshape(-1))
         m = item.meta
-        rows[m["split"]].append([item.rel_path, x, y, w, h, points, m["label"], f"{m['valence']:.6f}", f"{m['arousal']:.6f}"])
+        rows[m["split"]].append([item.rel_path, x, y, w, h, points, m["label"],
+                                 f"{m['valence']:.6f}", f"{m['arousal']:.6f}"])
     train = rows["training"]
     emotional = [r for r in train if int(r[6]) < len(EMOTIONS)]
     # Real quirks: some images are listed again with another label, some boxes are negative.
@@ -59,11 +60,12 @@ def write_affectnet(root: Path, items: list[Item], landmarks: list[np.ndarray], 
         emotional[k][1:5] = [-1, -1, -1, -1]
     for split, split_rows in rows.items():
         order = rng.permutation(len(split_rows))
-        _write_csv(root / "Manually_Annotated_file_lists" / f"{split}.csv", AFFECTNET_HEADER, [split_rows[i] for i in order])
+        _write_csv(root / "Manually_Annotated_file_lists" / f"{split}.csv", AFFECTNET_HEADER,
+                   [split_rows[i] for i in order])
 
 
 def write_unbc(root: Path, items: list[Item], landmarks: list[np.ndarray], cfg: SynthConfig) -> None:
-    for item, lm in zip(items, landmarks):
+    for item, lm in zip(items, landmarks, strict=True):
         m = item.meta
         rel = Path(m["subject"]) / m["sequence"]
         stem = Path(item.rel_path).stem
@@ -75,7 +77,7 @@ def write_unbc(root: Path, items: list[Item], landmarks: list[np.ndarray], cfg: 
 
 
 def write_ckplus(root: Path, items: list[Item], landmarks: list[np.ndarray], cfg: SynthConfig) -> None:
-    for item, lm in zip(items, landmarks):
+    for item, lm in zip(items, landmarks, strict=True):
         m = item.meta
         rel = Path(m["subject"]) / m["sequence"]
         stem = Path(item.rel_path).stem
@@ -91,7 +93,7 @@ def write_ckplus(root: Path, items: list[Item], landmarks: list[np.ndarray], cfg
 
 def write_ferplus(root: Path, items: list[Item], pixels: list[np.ndarray], cfg: SynthConfig) -> None:
     old, new = [], []
-    for item, px in zip(items, pixels):
+    for item, px in zip(items, pixels, strict=True):
         m = item.meta
         old.append([m["fer2013"], " ".join(str(int(v)) for v in px.reshape(-1)), m["usage"]])
         new.append([m["usage"], m["image_name"], *(int(v) for v in m["votes"])])
@@ -103,7 +105,7 @@ def write_groundtruth(root: Path, items: list[Item], landmarks: list[np.ndarray]
     """groundtruth.csv: per image the rendered AU intensities, AU12/14 sides and 68 landmarks."""
     header = ["image", "emotion", *(f"au_{au}" for au in ACTION_UNITS), "side_12", "side_14", "landmarks"]
     rows = []
-    for k, (item, lm) in enumerate(zip(items, landmarks)):
+    for k, (item, lm) in enumerate(zip(items, landmarks, strict=True)):
         e = item.scene.expression
         rows.append([item.rel_path or str(k), item.meta.get("emotion") or "",
                      *(f"{e.intensity(au):g}" for au in ACTION_UNITS), e.side(12), e.side(14),
@@ -118,7 +120,7 @@ COUNTERFACTUAL_IMAGES = "images"  # counterfactuals/images/AU<k>/<image>: encode
 def write_counterfactuals(folder: Path, items: list[Item], rendered: list[tuple]) -> None:
     """index.csv and footprints.npy of the items rendered with counterfactuals (nothing when there are none)."""
     rows, footprints = [], []
-    for k, (item, found) in enumerate(zip(items, rendered)):
+    for k, (item, found) in enumerate(zip(items, rendered, strict=True)):
         for cf in found:
             rows.append([item.rel_path or str(k), cf.au, len(footprints), cf.path])
             footprints.append(cf.footprint)

@@ -16,19 +16,17 @@ import pandas as pd
 from facetransfer.config import ReportConfig
 from facetransfer.names import freeze_name
 from facetransfer.report import html
-from facetransfer.stages import (
-    attention_study,
-    cka,
-    concepts,
-    controls,
-    forgetting,
-    mask,
-    necessity,
-    saliency,
-    trainee_report,
-    units,
-)
+from facetransfer.stages.attention_study import OUTPUTS as ATTENTION
+from facetransfer.stages.cka import OUTPUTS as CKA
+from facetransfer.stages.concepts import OUTPUTS as CONCEPTS
+from facetransfer.stages.controls import OUTPUTS as CONTROLS
+from facetransfer.stages.forgetting import OUTPUTS as FORGETTING
+from facetransfer.stages.mask import OUTPUTS as MASK
+from facetransfer.stages.necessity import OUTPUTS as NECESSITY
 from facetransfer.stages.outputs import Outputs
+from facetransfer.stages.saliency import OUTPUTS as SALIENCY
+from facetransfer.stages.trainee_report import OUTPUTS as TRAINEE
+from facetransfer.stages.units import OUTPUTS as UNITS
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ def _provenance(read: _Reader, params_text: str, provenance: dict[str, str]) -> 
 
 def _transfer(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    folder = paths.option(forgetting.OUTPUTS, "pain_summary")
+    folder = paths.option(FORGETTING, "pain_summary")
     found = sorted(folder.glob("freeze*.json")) if folder.is_dir() else []
     if not found:
         read.missing.append(str(folder))
@@ -173,7 +171,7 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
     """What held up: forgetting across seeds, representation drift per block, and the calibrated controls."""
     fmt = read.fmt
     parts = []
-    summary = read.json(paths.option(forgetting.OUTPUTS, "metrics"))
+    summary = read.json(paths.option(FORGETTING, "metrics"))
     if summary is not None and "across_seeds" in summary:
         parts += [fmt.heading(f"Forgetting across {len(summary['seeds'])} training seeds, {summary['reference']} "
                               "vs each model"),
@@ -181,20 +179,20 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
                            "seed) on a class's test images. Mean over seeds, Student-t interval, paired t-test "
                            f"over seeds; {summary['family_rule']}."),
                   fmt.table(across_seeds_table(summary["across_seeds"])),
-                  read.figure(paths.file(forgetting.OUTPUTS, "across_seeds_figure"), "Forgetting across seeds")]
+                  read.figure(paths.file(FORGETTING, "across_seeds_figure"), "Forgetting across seeds")]
     elif summary is None:
-        parts.append(read.absent(paths.option(forgetting.OUTPUTS, "metrics")))
-    cka = read.json(paths.option(cka.OUTPUTS, "metrics"))
+        parts.append(read.absent(paths.option(FORGETTING, "metrics")))
+    cka = read.json(paths.option(CKA, "metrics"))
     if cka is not None:
         parts += [fmt.heading("Representation drift: linear CKA with the source model, by conv block"),
                   fmt.text("1 = the same representation (up to rotation and scale); blocks a model kept frozen "
                            "are checked to be 1. Mean over training seeds with its 95 % interval; controls are "
                            "one model each."),
                   fmt.table(cka_table(cka)),
-                  read.figure(paths.file(cka.OUTPUTS, "figure"), "CKA by block, one line per model")]
+                  read.figure(paths.file(CKA, "figure"), "CKA by block, one line per model")]
     else:
-        parts.append(read.absent(paths.option(cka.OUTPUTS, "metrics")))
-    ranking = read.json(paths.option(saliency.OUTPUTS, "ranking"))
+        parts.append(read.absent(paths.option(CKA, "metrics")))
+    ranking = read.json(paths.option(SALIENCY, "ranking"))
     if ranking is not None and "across_seeds" in ranking:
         flagged = pd.DataFrame([{"model": model, "class": cls, "AU": r["au"], "relevance share lost (mean)": r["mean_diff"],
                                  "CI low": r["ci_low"], "CI high": r["ci_high"], "p (Holm)": r["pvalue_holm"],
@@ -204,7 +202,7 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
         parts += [fmt.heading(f"AU regions the reference used more, across {len(ranking['seeds'])} seeds"),
                   fmt.text(f"Rule: {ranking['across_seeds_rule']}; flagged at Holm p < {ranking['alpha']}.")]
         parts.append(fmt.table(flagged) if len(flagged) else fmt.text("No AU region is flagged across seeds."))
-    verdicts = read.csv(paths.file(controls.OUTPUTS, "verdicts"))
+    verdicts = read.csv(paths.file(CONTROLS, "verdicts"))
     if verdicts is not None:
         parts += [fmt.heading("Calibrated against known answers: planted-forgetting controls"),
                   fmt.text("Each line of evidence on the positive controls (an AU planted as forgotten) beside "
@@ -217,15 +215,15 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
 def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
     parts = []
-    summary = read.json(paths.option(forgetting.OUTPUTS, "metrics"))
-    recall = read.csv(paths.file(forgetting.OUTPUTS, "recall"))
+    summary = read.json(paths.option(FORGETTING, "metrics"))
+    recall = read.csv(paths.file(FORGETTING, "recall"))
     if recall is not None:
         parts += [fmt.text("Emotion recall per class after retraining the head on each pain model's frozen features "
                            "(mean over seeds)."),
                   fmt.table(recall)]
-    parts.append(read.figure(paths.file(forgetting.OUTPUTS, "recall_figure"), "Fig. 3 analogue: recall per class per model"))
+    parts.append(read.figure(paths.file(FORGETTING, "recall_figure"), "Fig. 3 analogue: recall per class per model"))
     if summary is None:
-        return parts + [read.absent(paths.option(forgetting.OUTPUTS, "metrics"))]
+        return parts + [read.absent(paths.option(FORGETTING, "metrics"))]
     trade = summary["trade_off"]
     seed = summary.get("mcnemar_seed")
     parts += [fmt.heading(f"Detail: McNemar per class on one seed's test images{f' (seed {seed})' if seed else ''}, "
@@ -234,7 +232,7 @@ def _forgetting(read: _Reader, paths: StudyPaths) -> list[str]:
               fmt.heading("The pain/emotion trade-off"),
               fmt.text(f"Pareto front: {', '.join(trade['pareto_front'])}. Balanced choice: {trade['balanced']} "
                        f"(rule: {trade['rule']})."),
-              read.figure(paths.file(forgetting.OUTPUTS, "trade_off_figure"), "Fig. 6 analogue: pain vs emotion recall")]
+              read.figure(paths.file(FORGETTING, "trade_off_figure"), "Fig. 6 analogue: pain vs emotion recall")]
     return parts
 
 
@@ -245,9 +243,9 @@ def necessity_table(summary: dict[str, dict[str, float]]) -> pd.DataFrame:
 
 def _necessity(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    summary = read.json(paths.option(necessity.OUTPUTS, "summary"))
+    summary = read.json(paths.option(NECESSITY, "summary"))
     if summary is None:
-        return [read.absent(paths.option(necessity.OUTPUTS, "summary"))]
+        return [read.absent(paths.option(NECESSITY, "summary"))]
     if "skipped" in summary:
         return [fmt.text(f"Skipped: {summary['skipped']}.")]
     return [fmt.text("Ground truth of what each model uses, measured without training: every test image rendered "
@@ -255,25 +253,25 @@ def _necessity(read: _Reader, paths: StudyPaths) -> list[str]:
                      "the AU is removed from the images of that class showing it; contempt needs AU14, surprise "
                      "AU5 and happy AU12 by construction. 'FreezeBk forgot AU14' should mean its contempt drop fell."),
             fmt.table(necessity_table(summary)),
-            read.figure(paths.file(necessity.OUTPUTS, "figure"),
+            read.figure(paths.file(NECESSITY, "figure"),
                         "Recall drop per class (rows) and AU switched off (columns), per model")]
 
 
 def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
     fmt = read.fmt
     parts = []
-    ranking = read.json(paths.option(saliency.OUTPUTS, "ranking"))
+    ranking = read.json(paths.option(SALIENCY, "ranking"))
     if ranking is not None:
         parts += [fmt.text(f"AU ranking ({ranking['rule']}); top {cfg.ranking_top} per class and model."),
                   fmt.table(ranking_table(ranking, cfg.ranking_top))]
-    scores = read.json(paths.option(saliency.OUTPUTS, "metrics"))
+    scores = read.json(paths.option(SALIENCY, "metrics"))
     truth = (ranking or {}).get("regions", "AU regions")
     if scores is not None and "skipped" in scores:
         parts += [fmt.heading(f"Localisation against the {truth}"), fmt.text(f"Skipped: {scores['skipped']}.")]
     elif scores is not None:
         parts += [fmt.heading(f"Localisation against the {truth} of the AUs present"),
                   fmt.table(localisation_table(scores))]
-    grids = paths.file(saliency.OUTPUTS, "grids")
+    grids = paths.file(SALIENCY, "grids")
     for k in cfg.grid_models:
         name = freeze_name(k)
         found = sorted(grids.glob(f"*_vs_{name}_*.png")) if grids.is_dir() else []
@@ -286,7 +284,7 @@ def _saliency(read: _Reader, paths: StudyPaths, cfg: ReportConfig) -> list[str]:
 
 def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    rows = read.json(paths.option(concepts.OUTPUTS, "metrics"))
+    rows = read.json(paths.option(CONCEPTS, "metrics"))
     parts = []
     if rows is not None:
         table = pd.DataFrame([{"au": r["au"], "model_b": r["model_b"], "mean_f1_a": r["mean_f1_a"], "mean_f1_b": r["mean_f1_b"],
@@ -297,22 +295,22 @@ def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
         parts += [fmt.text("Linear probes per AU on the last conv block: the paper's plain paired t-test beside the "
                            "Nadeau-Bengio corrected test and Dietterich's 5x2cv."),
                   fmt.table(table.rename(columns=CONCEPT_COLUMNS))]
-    parts.append(read.figure(paths.file(concepts.OUTPUTS, "figure"), "Probe F1 differences, plain vs corrected CI"))
+    parts.append(read.figure(paths.file(CONCEPTS, "figure"), "Probe F1 differences, plain vs corrected CI"))
     return parts
 
 
 def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
     parts = []
-    summary = read.json(paths.option(mask.OUTPUTS, "metrics"))
+    summary = read.json(paths.option(MASK, "metrics"))
     if summary is not None:
         kept = pd.DataFrame({"method": list(summary["kept_fraction"]), "kept pixels": list(summary["kept_fraction"].values())})
         parts += [fmt.text(f"{summary['images']} training images masked; the trainer got "
                            f"{summary['trainer_accuracy']:.3f} of them right."), fmt.table(kept)]
     for method in ("negative", "mean", "perceptive"):
-        parts.append(read.figure(paths.file(mask.OUTPUTS, "sample", method=method), f"{method} masking: original | mask | masked"))
-    table = read.csv(paths.file(trainee_report.OUTPUTS, "summary"))
-    summary = read.json(paths.option(trainee_report.OUTPUTS, "metrics"))
+        parts.append(read.figure(paths.file(MASK, "sample", method=method), f"{method} masking: original | mask | masked"))
+    table = read.csv(paths.file(TRAINEE, "summary"))
+    summary = read.json(paths.option(TRAINEE, "metrics"))
     if table is not None:
         trainee = summary.get("trainee", "Trainee") if summary is not None else "Trainee"
         parts += [fmt.heading(f"Trainees ({trainee}), across training seeds"), fmt.table(table)]
@@ -325,22 +323,22 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
                               f"{v['best_masked']} ({v['auc_best']:.3f} vs plain {v['auc_baseline']:.3f}; paired gain "
                               f"{gain}); masking sped learning across seeds: {holds}. Detail, seed "
                               f"{test['seed']}: McNemar on the validation images p = {test['pvalue']:.3g}."))
-    parts += [read.figure(paths.file(trainee_report.OUTPUTS, "curves"), "Fig. 10 analogue: learning curves of the trainees "
+    parts += [read.figure(paths.file(TRAINEE, "curves"), "Fig. 10 analogue: learning curves of the trainees "
                           "(mean over seeds, band: ± 1 SD)"),
-              read.figure(paths.file(trainee_report.OUTPUTS, "confusion"), "Confusion matrices: plain vs best masked (detail seed)")]
+              read.figure(paths.file(TRAINEE, "confusion"), "Confusion matrices: plain vs best masked (detail seed)")]
     return parts
 
 
 def _attention(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
-    accuracy = read.csv(paths.file(attention_study.OUTPUTS, "accuracy"))
-    places = read.csv(paths.file(attention_study.OUTPUTS, "localisation"))
+    accuracy = read.csv(paths.file(ATTENTION, "accuracy"))
+    places = read.csv(paths.file(ATTENTION, "localisation"))
     parts = [fmt.text("Arabian et al. 2022: VGG16 with and without SE / CBAM after conv blocks 2-4, from scratch "
                       "(Glorot) or from the emotion model, trained on CK+ six-class peak frames in subject-disjoint folds; "
                       "accuracy on the held-out fold (ckplus) and on the other datasets' test images.")]
     if accuracy is not None:
         parts.append(fmt.table(accuracy))
-    parts.append(read.figure(paths.file(attention_study.OUTPUTS, "figure"), "Table 2 analogue: accuracy per fold"))
+    parts.append(read.figure(paths.file(ATTENTION, "figure"), "Table 2 analogue: accuracy per fold"))
     if places is not None:
         wide = places.pivot_table(index=["init", "attention"], columns="class", values="dice", sort=False).reset_index()
         parts += [fmt.heading("Grad-CAM DICE against the regions of each class's AUs (held-out CK+ images)"),
@@ -352,14 +350,14 @@ def _units(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
     parts = [fmt.text("Khorrami et al.: units of the last conv layer whose peak activation detects an AU (ROC AUC) and "
                       "whose activation falls on the AU's region (lift over the region's area share), on CK+ peak frames.")]
-    survival = read.csv(paths.file(units.OUTPUTS, "survival"))
+    survival = read.csv(paths.file(UNITS, "survival"))
     if survival is not None:
         parts += [fmt.heading("The emotion model's units for the tracked AUs, in each model"), fmt.table(survival)]
-    found = read.csv(paths.file(units.OUTPUTS, "detectors"))
+    found = read.csv(paths.file(UNITS, "detectors"))
     if found is not None:
         best = found.drop_duplicates(["model", "au"]).pivot_table(index="au", columns="model", values="auc", sort=False)
         parts += [fmt.heading("Best detector AUC per AU and model (blank: no detector)"), fmt.table(best.reset_index())]
-    parts.append(read.figure(paths.file(units.OUTPUTS, "figure"), "Top-activating patches of the tracked units"))
+    parts.append(read.figure(paths.file(UNITS, "figure"), "Top-activating patches of the tracked units"))
     return parts
 
 
@@ -379,10 +377,10 @@ def _controls(read: _Reader, paths: StudyPaths) -> list[str]:
                       "recall_dropped is the single-seed McNemar).")]
     parts.append(fmt.text("The verdict table, with each check's false-alarm rate on the negatives, leads the "
                           "report (first section)."))
-    recall = read.csv(paths.file(controls.OUTPUTS, "recall"))
+    recall = read.csv(paths.file(CONTROLS, "recall"))
     if recall is not None:
         parts += [fmt.heading("Recall per class after head retraining"), fmt.table(recall)]
-    folder = paths.option(controls.OUTPUTS, "out")
+    folder = paths.option(CONTROLS, "out")
     grids = sorted(folder.glob("suppress_au*.png")) if folder.is_dir() else []
     parts += [read.figure(path, f"LRP: input | source | control | difference ({path.stem})") for path in grids]
     return parts

@@ -65,7 +65,8 @@ def _reference(source: Path, data: Path, cfg) -> tuple:
 
     from facetransfer.training import recipes
 
-    trained = stages.retrain_emotion(source, data, cfg.head, section="controls.head", source_stages=stages.EMOTION_SOURCE)
+    trained = recipes.retrain_emotion(source, data, cfg.head, section="controls.head",
+                                      source_stages=recipes.EMOTION_SOURCE)
     frame = pd.DataFrame({"row": trained.test_rows, "label": trained.test_labels,
                           "predicted": trained.test_probs.argmax(1)})
     return trained.model.eval(), frame

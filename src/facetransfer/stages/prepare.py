@@ -14,9 +14,18 @@ from typing import Annotated
 
 import typer
 
-from facetransfer.cli.app import DatasetsOption, ParamsOption, WorkersOption, app, progress_bars, split_names, user_errors
+from facetransfer.cli.app import (
+    DatasetsOption,
+    ParamsOption,
+    WorkersOption,
+    app,
+    progress_bars,
+    split_names,
+    user_errors,
+)
 from facetransfer.config import load_section
-from facetransfer.data.prepare import PLANNERS, prepare as prepare_all
+from facetransfer.data.prepare import PLANNERS
+from facetransfer.data.prepare import prepare as prepare_all
 from facetransfer.fsutil import check_outputs, write_json_atomic
 from facetransfer.stages.outputs import Outputs
 

@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from facetransfer.cli.app import DatasetsOption, ParamsOption, WorkersOption, app, progress_bars, split_names, user_errors
+from facetransfer.cli.app import (
+    DatasetsOption,
+    ParamsOption,
+    WorkersOption,
+    app,
+    progress_bars,
+    split_names,
+    user_errors,
+)
 from facetransfer.config import load_section
 from facetransfer.data.labels import ACTION_UNITS
 from facetransfer.data.synth.generate import DATASETS, generate

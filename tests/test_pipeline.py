@@ -320,6 +320,22 @@ def test_the_report_stage_writes_docs_results_md_with_working_figure_links(repo)
     assert len(links) >= 10 and all((repo / "docs" / link).is_file() for link in links), links
 
 
+def test_every_file_a_stage_declares_is_written(repo):
+    """Issue 19: each stage's OUTPUTS (what the report reads) names files the real repro wrote ({fields}: any)."""
+    import re
+
+    from tests.test_stages import stage_modules
+
+    for name, module in stage_modules().items():
+        outputs = module.OUTPUTS
+        paths = [Path(path) for option, path in outputs.options.items()
+                 if option != "checkpoint"]  # a checkpoint is deleted once its training finishes
+        paths += [Path(outputs.options[option]) / file for option, file in outputs.files.values()]
+        for path in paths:
+            pattern = re.sub(r"\{[^}]+\}", "*", str(path))
+            assert list(repo.glob(pattern)), f"stages/{name}.py declares {path}; the smoke repro wrote no {pattern}"
+
+
 @needs_chromium
 def test_the_report_opens_offline_with_every_figure(repo, tmp_path):
     page = repo / "report" / "index.html"

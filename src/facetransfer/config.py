@@ -192,7 +192,8 @@ def load_section(path: str | Path, section: str, model: type[T] | None = None) -
         raise ConfigError(f"{path}: section '{section}' is empty; expected its keys, or `{section}: {{}}` for every "
                           "default")
     if not isinstance(data[section], dict):
-        raise ConfigError(f"{path}: section '{section}' is a {type(data[section]).__name__}; expected a mapping of keys")
+        raise ConfigError(f"{path}: section '{section}' is a {type(data[section]).__name__}; "
+                          "expected a mapping of keys")
     return parse_section(data[section], model, f"{path}: {section}")
 
 
@@ -216,10 +217,18 @@ def _lists_to_tuples(value):
     return value
 
 
-# --- training (issue: the transfer sweep) ---------------------------------------------------
+# --- types several sections share, defined once --------------------------------------------
 
 # A FreezeBk's k: how many of VGG16's five conv blocks were kept frozen from the emotion model.
 FreezeBlock = Annotated[int, Field(ge=0, le=5)]
+# Where a stage computes; auto: CUDA when torch sees a GPU, else the CPU (training.loop.resolve_device).
+Device = Literal["auto", "cpu", "cuda"]
+# A statistical test's settings: the level a corrected p-value is judged at, and an interval's coverage.
+Alpha = Annotated[float, Field(gt=0.0, lt=1.0)]
+Confidence = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+# --- training (issue: the transfer sweep) ---------------------------------------------------
 
 
 class ModelSpec(Frozen):
@@ -283,7 +292,7 @@ class TrainSettings(Frozen):
     """What every training stage shares: seed, device, the loop's knobs."""
 
     seed: int = Field(2022, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     precision: Precision = "auto"
     # DataLoader worker processes; auto: none on the CPU (they would take the cores the steps use),
     # min(8, CPU count) with pinned memory on CUDA. Results do not depend on it (data.sample_seed).
@@ -338,7 +347,8 @@ class _SeedFromCommandLine(Frozen):
     @model_validator(mode="after")
     def _no_seed_key(self):
         if "seed" in self.model_fields_set:
-            raise ValueError("seed is not a key of this section: each run's seed is one of study.seeds (given as --seed)")
+            raise ValueError("seed is not a key of this section: each run's seed is one of study.seeds "
+                             "(given as --seed)")
         return self
 
     def with_seed(self, seed: int):
@@ -352,7 +362,7 @@ class _SeedPerRun(TrainSettings, _SeedFromCommandLine):
 class TrainPainConfig(_SeedPerRun):
     """`train_pain`: copy the emotion model, freeze the first k conv blocks, fine-tune to pain."""
 
-    freeze_blocks: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    freeze_blocks: tuple[FreezeBlock, ...] = (0, 1, 2, 3, 4, 5)
     epochs: int = Field(15, gt=0)
     batch_size: int = Field(32, gt=0)
     loss: LossSpec = LossSpec(gamma=2.0, class_balance_beta=0.0)
@@ -382,9 +392,9 @@ SECTIONS.update({"study": StudyConfig, "train_emotion": TrainEmotionConfig, "tra
 class ForgettingConfig(Frozen):
     """`forgetting`: recall table, McNemar per class against the reference, the trade-off."""
 
-    freeze_blocks: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-    reference: int = Field(5, ge=0, le=5)  # FreezeB5 kept all emotion conv blocks
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    freeze_blocks: tuple[FreezeBlock, ...] = (0, 1, 2, 3, 4, 5)
+    reference: FreezeBlock = 5  # FreezeB5 kept all emotion conv blocks
+    confidence: Confidence = 0.95
     trade_off_classes: int = Field(2, ge=0, le=8)  # most forgotten emotions drawn beside the macro trade-off
 
     @model_validator(mode="after")
@@ -401,20 +411,20 @@ class ConceptsConfig(Frozen):
     """`concepts`: linear SVM probes for AUs on CK+ peak frames, FreezeB<reference> vs each compared model."""
 
     seed: int = Field(2022, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     aus: tuple[int, ...] = (5, 14, 4, 6, 12)  # the paper's two candidates, then pain-relevant controls
     ranking_top: int = Field(1, ge=0)  # + the top n significant AUs per pair and class of the saliency ranking
     upper_face_aus: tuple[int, ...] = (5,)  # probed on upper.npy (mouth blanked): AU5 apart from AU26
-    reference: int = Field(5, ge=0, le=5)
-    compare: tuple[int, ...] = (0, 1, 2, 3, 4)
+    reference: FreezeBlock = 5
+    compare: tuple[FreezeBlock, ...] = (0, 1, 2, 3, 4)
     # 2-fold CV: the corrected test's variance factor is 1/J + n_test/n_train = 1/J + ~1, so J = 50 repeats
     # gives 1.02 and J = 500 gives 1.002: intervals 0.9 % narrower for 10x the work. 5x2cv uses the first 5.
     repeats: int = Field(50, ge=5)
     blocks: tuple[int, ...] = (4, 5)  # conv blocks whose output is probed (the paper: 5, its block5_pool)
     svm_c: float = Field(1.0, gt=0.0)
     class_weight: Literal["none", "balanced"] = "none"
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # a concept counts as forgotten at this Holm-corrected level
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    alpha: Alpha = 0.05  # a concept counts as forgotten at this Holm-corrected level
+    confidence: Confidence = 0.95
     workers: int = Field(2, ge=1)
     batch_size: int = Field(256, gt=0)
 
@@ -439,15 +449,15 @@ SECTIONS["concepts"] = ConceptsConfig
 class SaliencyConfig(Frozen):
     """`saliency`: LRP maps of images the reference got right and FreezeBk wrong, AU ranking, localisation."""
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    reference: int = Field(5, ge=0, le=5)
-    compare: tuple[int, ...] = (0, 1, 2, 3, 4)
+    device: Device = "auto"
+    reference: FreezeBlock = 5
+    compare: tuple[FreezeBlock, ...] = (0, 1, 2, 3, 4)
     max_images_per_class: int = Field(100, gt=0)  # right-by-reference, wrong-by-model images per class and pair
     grid_images: int = Field(6, gt=0)  # rows per figure grid (input | reference | model | difference)
     localisation_images: int = Field(0, ge=0)  # test images scored per model; 0 = all with AU regions
     gradcam_threshold: float = Field(0.5, gt=0.0, le=1.0)  # of each map's maximum, for DICE / IoU
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # AU ranking: Holm-corrected Wilcoxon level
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # of the across-seed interval of each AU's difference
+    alpha: Alpha = 0.05  # AU ranking: Holm-corrected Wilcoxon level
+    confidence: Confidence = 0.95  # of the across-seed interval of each AU's difference
     # An AU is ranked only on >= this many contrast images showing it. 6 is the smallest n at which
     # an exact two-sided Wilcoxon can reach p < 0.05 (2 / 2**6); at 5 it cannot (0.0625) and would
     # only enlarge the Holm family.
@@ -468,10 +478,10 @@ SECTIONS["saliency"] = SaliencyConfig
 class NecessityConfig(Frozen):
     """`necessity`: each model's recall per class with one AU switched off (counterfactual test images)."""
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     freeze_blocks: tuple[FreezeBlock, ...] = (0, 1, 2, 3, 4, 5)  # retrained FreezeBk scored beside the source model
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # of the drop's paired interval
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # a drop counts as real when its Holm-corrected p is below this
+    confidence: Confidence = 0.95  # of the drop's paired interval
+    alpha: Alpha = 0.05  # a drop counts as real when its Holm-corrected p is below this
     batch_size: int = Field(256, gt=0)
 
 
@@ -502,7 +512,7 @@ class PerceptiveSpec(Frozen):
 class MaskConfig(Frozen):
     """`mask`: masked copies of the trainee's training split, from the emotion model's LRP maps."""
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     split: Literal["train", "val", "test"] = "train"
     negative_fraction: float = Field(0.10, gt=0.0, lt=1.0)
     perceptive: PerceptiveSpec = PerceptiveSpec()
@@ -528,7 +538,8 @@ class TraineeModel(Frozen):
     @model_validator(mode="after")
     def _width(self) -> "TraineeModel":
         if self.width != 1.0 and self.name != "mobilenet_v2":
-            raise ValueError(f"width: only mobilenet_v2 takes a width multiplier, got width {self.width} for {self.name}")
+            raise ValueError(f"width: only mobilenet_v2 takes a width multiplier, got width {self.width} "
+                             f"for {self.name}")
         return self
 
 
@@ -548,11 +559,13 @@ class TraineeConfig(_SeedFromCommandLine):
     hflip: bool = True
     target_f1: float = Field(0.3, gt=0.0, le=1.0)  # "steps to reach" this validation macro F1
     threads: int = Field(1, gt=0)  # torch threads per variant: fixed, so the numbers do not depend on the machine
-    workers: int = Field(2, gt=0)  # variants trained side by side (results do not depend on it); workers x threads <= cores
+    # variants trained side by side (results do not depend on it); workers x threads <= cores
+    workers: int = Field(2, gt=0)
 
     @model_validator(mode="after")
     def _known(self) -> "TraineeConfig":
-        known = {"plain", "negative", "mean", "perceptive"} | {f"{m}-then-plain" for m in ("negative", "mean", "perceptive")}
+        methods = ("negative", "mean", "perceptive")
+        known = {"plain", *methods} | {f"{m}-then-plain" for m in methods}
         unknown = sorted(set(self.variants) - known)
         if unknown or not self.variants:
             raise ValueError(f"variants must be among {sorted(known)}, got {list(self.variants)}")
@@ -565,7 +578,8 @@ SECTIONS["trainee"] = TraineeConfig
 class ReportConfig(Frozen):
     """`report`: what the one-page HTML report embeds."""
 
-    grid_models: tuple[FreezeBlock, ...] = (0,)  # FreezeBk whose LRP grids (vs the reference) are embedded; ~2.5 MB each
+    # FreezeBk whose LRP grids (vs the reference) are embedded; ~2.5 MB each
+    grid_models: tuple[FreezeBlock, ...] = (0,)
     ranking_top: int = Field(3, gt=0)  # AUs shown per class and model pair from the saliency ranking
 
 
@@ -576,7 +590,7 @@ class AttentionStudyConfig(Frozen):
     """`attention_study`: VGG16 +- SE / CBAM, scratch vs pretrained, k-fold on CK+ (Arabian et al. 2022)."""
 
     seed: int = Field(2022, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     precision: Precision = "auto"  # of training steps, as TrainSettings.precision
     threads: int = Field(2, gt=0)  # torch CPU threads of the training steps, as TrainSettings.threads
     # pretrained = the emotion source model; imagenet = torchvision's weights from the local cache (width 1.0)
@@ -600,10 +614,10 @@ class CkaConfig(Frozen):
     """`cka`: representation drift per conv block, linear CKA between the source model and each pain model
     (every seed) and each control, on the same emotion test images (Kornblith et al. 2019)."""
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    freeze_blocks: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    device: Device = "auto"
+    freeze_blocks: tuple[FreezeBlock, ...] = (0, 1, 2, 3, 4, 5)
     max_images: int = Field(800, gt=2)  # AffectNet-like test images compared (the first n, in test-list order)
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # of the across-seed interval of each block's CKA
+    confidence: Confidence = 0.95  # of the across-seed interval of each block's CKA
     batch_size: int = Field(128, gt=0)
 
 
@@ -613,8 +627,8 @@ SECTIONS["cka"] = CkaConfig
 class UnitsConfig(Frozen):
     """`units`: last-conv units as AU detectors (Khorrami et al.) in the emotion model and pain models."""
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    compare: tuple[int, ...] = (0, 5)  # pain models FreezeBk analysed beside the emotion model
+    device: Device = "auto"
+    compare: tuple[FreezeBlock, ...] = (0, 5)  # pain models FreezeBk analysed beside the emotion model
     track_aus: tuple[int, ...] = (5, 14)  # AUs whose emotion-model detector units are followed into the pain models
     auc_min: float = Field(0.75, gt=0.5, le=1.0)  # a detector's ROC AUC for AU presence
     lift_min: float = Field(1.5, gt=0.0)  # and its activation's share in the AU region / the region's area share
@@ -649,7 +663,7 @@ class ControlFineTune(TrainSettings):
 class ControlsConfig(Frozen):
     """`controls`: the study's analyses on models with a known answer (source vs planted / negative controls)."""
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     suppress_aus: tuple[int, ...] = (14, 5)  # one positive control per AU: AffectNet-like train re-rendered without it
     dependent_class: dict[int, str] = Field(default_factory=lambda: {14: "contempt", 5: "surprise"})
     fine_tune: ControlFineTune = ControlFineTune()
@@ -666,8 +680,8 @@ class ControlsConfig(Frozen):
     svm_c: float = Field(1.0, gt=0.0)
     max_images_per_class: int = Field(100, gt=0)
     min_images: int = Field(6, ge=1)  # as SaliencyConfig.min_images
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    alpha: Alpha = 0.05
+    confidence: Confidence = 0.95
     # A line of evidence counts as calibrated when the same check fires on at most this share of the negatives.
     max_false_alarm_rate: float = Field(0.2, ge=0.0, le=1.0)
     workers: int = Field(2, ge=1)

@@ -108,9 +108,10 @@ def test_imagenet_init_loads_the_cached_torchvision_file(torch_home, no_network)
 @pytest.mark.real_threads
 def test_training_runs_on_the_params_thread_count(monkeypatch):
     from facetransfer.analysis import attention
+    from facetransfer.training import loop
 
     seen = []
-    monkeypatch.setattr(attention, "train_one_epoch", lambda *args: seen.append(torch.get_num_threads()) or 0.0)
+    monkeypatch.setattr(loop, "train_one_epoch", lambda *args: seen.append(torch.get_num_threads()) or 0.0)
     cfg = AttentionStudyConfig(epochs=2, threads=1, device="cpu")
     before = torch.get_num_threads()
     attention.train(build(ARCH, 6), np.zeros((4, 8, 8, 3), np.uint8), np.arange(4) % 2, cfg, 0, torch.device("cpu"))

@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
-from torch.utils.data import DataLoader
 
 from facetransfer.analysis.saliency import TestImages
 from facetransfer.config import AttentionStudyConfig, ModelSpec
@@ -26,7 +25,7 @@ from facetransfer.explain import dice_iou, gradcam_maps
 from facetransfer.models.attention import add_attention, glorot_init
 from facetransfer.models.vgg import load_checkpoint_weights, load_imagenet_features, new_head
 from facetransfer.training.data import ImageDataset, Split, build_transform
-from facetransfer.training.loop import check_finite, predict, seed_epoch, torch_threads, train_one_epoch, training_dtype
+from facetransfer.training.loop import predict, run_epoch, torch_threads, training_dtype
 from facetransfer.training.recipes import build
 
 BASIC = ("happy", "sad", "surprise", "fear", "disgust", "anger")  # the six classes, in AffectNet order
@@ -56,7 +55,8 @@ def folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[tup
     return list(splitter.split(np.zeros(len(labels)), labels, groups))
 
 
-def build_variant(init: str, attention: str, arch: ModelSpec, source_state: dict | None, cfg: AttentionStudyConfig) -> nn.Module:
+def build_variant(init: str, attention: str, arch: ModelSpec, source_state: dict | None,
+                  cfg: AttentionStudyConfig) -> nn.Module:
     """VGG16 with a 6-class head: Glorot init ("scratch"), the emotion model's weights ("pretrained") or
     torchvision's ImageNet conv weights from the local torch cache ("imagenet", width 1.0); then the
     attention modules (always freshly initialised)."""
@@ -82,15 +82,9 @@ def train(model: nn.Module, images: np.ndarray, labels: np.ndarray, cfg: Attenti
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
     model.to(device)
     dtype = training_dtype(cfg.precision, device)
-    losses = []
-    with torch_threads(cfg.threads):
-        for epoch in range(cfg.epochs):
-            generator = seed_epoch(seed, epoch)
-            dataset.set_epoch(epoch)
-            loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, generator=generator)
-            losses.append(train_one_epoch(model, loader, nn.CrossEntropyLoss(), optimizer, device, dtype))
-            check_finite(losses[-1], epoch, "attention_study", "lr")
-    return losses
+    with torch_threads(cfg.threads):  # the training loop's epochs, without its validation and checkpoints
+        return [run_epoch(model, dataset, nn.CrossEntropyLoss(), optimizer, seed, epoch, cfg.batch_size, device,
+                          dtype, "attention_study", "lr") for epoch in range(cfg.epochs)]
 
 
 def accuracy(model: nn.Module, images: TestImages, batch_size: int, device: torch.device) -> float:
@@ -138,7 +132,8 @@ def accuracy_table(results: list[FoldResult]) -> pd.DataFrame:
             for r in results for d, a in r.accuracy.items()]
     frame = pd.DataFrame(rows)
     return (frame.groupby(["init", "attention", "dataset"], sort=False)["accuracy"]
-            .agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, folds="count").reset_index())
+            .agg(mean="mean", sd=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, folds="count")
+            .reset_index())
 
 
 def localisation_table(results: list[FoldResult]) -> pd.DataFrame:

@@ -33,11 +33,11 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
         raise ValueError(f"need (n, p) feature arrays of the same n >= 2 inputs, got {x.shape} and {y.shape}")
     x = np.asarray(x, dtype=np.float64) - np.mean(x, axis=0, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64) - np.mean(y, axis=0, dtype=np.float64)
-    k, l = x @ x.T, y @ y.T  # (n, n) each
-    denominator = np.sqrt(np.sum(k * k) * np.sum(l * l))
+    gram_x, gram_y = x @ x.T, y @ y.T  # (n, n) each
+    denominator = np.sqrt(np.sum(gram_x * gram_x) * np.sum(gram_y * gram_y))
     if denominator == 0.0:
         raise ValueError("a representation is constant over the inputs: CKA is undefined")
-    return float(np.sum(k * l) / denominator)
+    return float(np.sum(gram_x * gram_y) / denominator)
 
 
 @torch.no_grad()
@@ -57,7 +57,7 @@ def block_outputs(model: nn.Module, images: torch.Tensor, batch_size: int, devic
 def cka_by_block(source: list[np.ndarray], other: list[np.ndarray], frozen: int, name: str) -> list[float]:
     """CKA of every block's output, source vs other; the first `frozen` blocks must give 1 (else a ValueError:
     a frozen block that changed is a bug in the freezing, e.g. batch-norm statistics updated in training)."""
-    values = [linear_cka(s, o) for s, o in zip(source, other)]
+    values = [linear_cka(s, o) for s, o in zip(source, other, strict=True)]
     for b in range(frozen):
         if abs(values[b] - 1.0) > FROZEN_TOLERANCE:
             raise ValueError(f"{name}: block {b + 1} was frozen but its CKA with the source is {values[b]:.12f}, not 1")
@@ -76,6 +76,6 @@ def summarise(per_seed: pd.DataFrame, confidence: float) -> dict[str, dict[str, 
         cell = {"mean": float(values.mean()), "ci_low": None, "ci_high": None, "n_seeds": int(values.size),
                 "per_seed": [float(v) for v in values]}
         if values.size > 1:
-            cell |= dict(zip(("ci_low", "ci_high"), mean_ci(values, confidence)[1:]))
+            cell |= dict(zip(("ci_low", "ci_high"), mean_ci(values, confidence)[1:], strict=True))
         out.setdefault(model, {})[f"block{block}"] = cell
     return out

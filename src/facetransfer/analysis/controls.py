@@ -42,8 +42,8 @@ def check_rerendered(control: pd.DataFrame, original: pd.DataFrame, au: int, whe
     """
     changed = {f"gt_au_{au}", f"gt_side_{au}"}
     if list(control.columns) != list(original.columns) or len(control) != len(original):
-        raise DatasetFormatError(where, f"{len(control)} rows / columns {list(control.columns)[:6]}... do not match the "
-                                        f"original's {len(original)} rows; render it with the same synth params")
+        raise DatasetFormatError(where, f"{len(control)} rows / columns {list(control.columns)[:6]}... do not match "
+                                        f"the original's {len(original)} rows; render it with the same synth params")
     differ = [c for c in original.columns if c not in changed and not control[c].equals(original[c])]
     if differ:
         raise DatasetFormatError(where, f"differs from the original in {differ[:4]}, not only in AU{au}; "
@@ -299,7 +299,8 @@ def ranking_flags(per_class: dict[str, list[dict]], effect: str, alpha: float) -
     def flag(cls: str, r: dict, p: float) -> dict:
         return {"cls": cls, "au": r["au"], effect: r[effect], "pvalue_holm": p}
 
-    return {"flagged": [flag(cls, r, float(p)) for (cls, r), p in zip(tested, family) if r[effect] > 0 and p < alpha],
+    return {"flagged": [flag(cls, r, float(p)) for (cls, r), p in zip(tested, family, strict=True)
+                        if r[effect] > 0 and p < alpha],
             "flagged_per_class": [flag(cls, r, r["pvalue_holm"]) for cls, r in tested
                                   if r[effect] > 0 and r["pvalue_holm"] < alpha],
             "tests": len(tested)}
@@ -445,7 +446,8 @@ def _others(negatives: list[str], one: str) -> list[str]:
 
 def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[Control], test: TestImages,
              probe_data, cfg, device: str, counterfactual=None,
-             seed_predictions: dict[str, pd.DataFrame] | None = None, seed_models: dict | None = None) -> ControlsResult:
+             seed_predictions: dict[str, pd.DataFrame] | None = None,
+             seed_models: dict | None = None) -> ControlsResult:
     """The study's analyses, reference vs each control, and the verdicts.
 
     models / predictions: name -> head-retrained model / test predictions (row, label, predicted),
@@ -485,7 +487,8 @@ def evaluate(models: dict, predictions: dict[str, pd.DataFrame], controls: list[
     groups = replicates(cfg)
     missing = sorted({n for c in positives for n in groups[c.name]} - set(recall.index))
     if missing:
-        raise ValueError(f"no test predictions of {missing} (controls.extra_positive_seeds): pass them as seed_predictions")
+        raise ValueError(f"no test predictions of {missing} (controls.extra_positive_seeds): "
+                         "pass them as seed_predictions")
     across = {c.name: recall_across_seeds(recall, groups[c.name], negatives, cfg.confidence) for c in positives}
     across_neg = {n: recall_across_seeds(recall, [n], _others(negatives, n), cfg.confidence) for n in negatives}
     # The plant over seeds, the same way: each fine-tuning's footprint shift (one number per model).

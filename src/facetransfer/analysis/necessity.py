@@ -124,7 +124,8 @@ def model_necessity(model: nn.Module, data: CounterfactualTestSet, batch_size: i
     return necessity_cells(predicted, without, data, confidence)
 
 
-def cell_matrix(cells: dict[str, dict[str, dict]], value: Callable[[dict], float] = lambda c: c["drop"]) -> pd.DataFrame:
+def cell_matrix(cells: dict[str, dict[str, dict]],
+                value: Callable[[dict], float] = lambda c: c["drop"]) -> pd.DataFrame:
     """Rows the classes, columns the AUs (AU<k>), values `value(cell)` (NaN where no image shows the AU)."""
     columns = [f"AU{au}" for au in ACTION_UNITS if any(f"AU{au}" in row for row in cells.values())]
     return pd.DataFrame([[value(cells[cls][au]) if au in cells[cls] else np.nan for au in columns] for cls in cells],
@@ -142,7 +143,8 @@ STUDY_CELLS = (("contempt", "AU14"), ("surprise", "AU5"), ("happy", "AU12"), ("h
 
 def summary(necessity: dict[str, dict[str, dict[str, dict]]]) -> dict[str, dict[str, float]]:
     """model -> "class.AU<k>" -> drop, for STUDY_CELLS (the shape `dvc metrics show` displays)."""
-    return {model: {f"{cls}.{au}": per_class[cls][au]["drop"] for cls, au in STUDY_CELLS if au in per_class.get(cls, {})}
+    return {model: {f"{cls}.{au}": per_class[cls][au]["drop"] for cls, au in STUDY_CELLS
+                    if au in per_class.get(cls, {})}
             for model, per_class in necessity.items()}
 
 

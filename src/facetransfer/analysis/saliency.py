@@ -229,7 +229,8 @@ LOCALISATION_SCORES = {"lrp": ("relevance_mass_accuracy", "relevance_rank_accura
                        "gradcam": ("dice", "iou")}
 
 
-def score_images(lrp: np.ndarray, cams: np.ndarray, data: TestImages, idx: np.ndarray, threshold: float) -> pd.DataFrame:
+def score_images(lrp: np.ndarray, cams: np.ndarray, data: TestImages, idx: np.ndarray,
+                 threshold: float) -> pd.DataFrame:
     """Per image `idx`: LRP (N, H, W) and Grad-CAM (N, H, W) maps against the union of its AUs' regions."""
     truth = data.truth(idx)
     dice, iou = dice_iou(cams, truth, threshold)

@@ -1,4 +1,5 @@
-"""Did masking speed learning? The RBDM trainee variants compared with the plain baseline (Schiller et al. 2020, Fig. 10).
+"""Did masking speed learning? The RBDM trainee variants compared with the plain baseline
+(Schiller et al. 2020, Fig. 10).
 
 Inputs are what the `train-trainee` stages write: one curve summary per variant and
 training seed (`masking.trainee.curve_summary`) and the validation predictions. The
@@ -78,7 +79,8 @@ def across_seeds(by_seed: dict[int, pd.DataFrame], confidence: float = 0.95) -> 
     variants = list(by_seed[seeds[0]].index)
     out = {}
     for name in variants:
-        column = {key: [float(by_seed[s].loc[name, key]) for s in seeds] for key in ("final_f1", "auc", "steps_to_target")}
+        column = {key: [float(by_seed[s].loc[name, key]) for s in seeds]
+                  for key in ("final_f1", "auc", "steps_to_target")}
         row = {key: _spread(values) for key, values in column.items()} | {"n_seeds": len(seeds), "seeds": seeds}
         if name != BASELINE:
             plain = {key: [float(by_seed[s].loc[BASELINE, key]) for s in seeds] for key in TESTED}
@@ -99,6 +101,7 @@ def verdict_across_seeds(table: dict[str, dict], alpha: float = 0.05) -> dict:
     best = max(masked, key=lambda name: masked[name]["auc"]["mean"])  # ties: the earlier variant
     gain = masked[best]["vs_plain"]["auc"]
     holds = None if gain["pvalue_holm"] is None else bool(gain["mean_diff"] > 0 and gain["pvalue_holm"] < alpha)
-    return {"best_masked": best, "auc_baseline": table[BASELINE]["auc"]["mean"], "auc_best": masked[best]["auc"]["mean"],
+    return {"best_masked": best, "auc_baseline": table[BASELINE]["auc"]["mean"],
+            "auc_best": masked[best]["auc"]["mean"],
             "auc_gain": gain["mean_diff"], "auc_gain_ci": [gain["ci_low"], gain["ci_high"]],
             "auc_gain_pvalue_holm": gain["pvalue_holm"], "masking_sped_learning": holds, "alpha": alpha}

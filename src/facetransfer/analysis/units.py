@@ -95,7 +95,8 @@ def detectors(table: pd.DataFrame, auc_min: float, lift_min: float) -> pd.DataFr
     return chosen.sort_values(["model", "au", "auc"], ascending=[True, True, False]).reset_index(drop=True)
 
 
-def survival(table: pd.DataFrame, reference: str, aus: tuple[int, ...], auc_min: float, lift_min: float) -> pd.DataFrame:
+def survival(table: pd.DataFrame, reference: str, aus: tuple[int, ...], auc_min: float,
+             lift_min: float) -> pd.DataFrame:
     """For each tracked AU, the reference model's best detector unit (else its highest-AUC unit) and that same
     unit's AUC / lift and detector status in every model.
 

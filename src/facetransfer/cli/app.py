@@ -32,7 +32,8 @@ USER_ERRORS = (ConfigError, DatasetFormatError, ModelFileError, OutputError, Sel
 ParamsOption = Annotated[Path, typer.Option("--params", help="Params file; the command reads its own section.")]
 DatasetsOption = Annotated[str, typer.Option(help="Comma-separated subset of: affectnet,unbc,ckplus,ferplus.")]
 WorkersOption = Annotated[int, typer.Option(min=1, help="Worker processes.")]
-SeedOption = Annotated[int, typer.Option(min=0, help="Training seed of this run (the pipeline runs each of study.seeds).")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Training seed of this run "
+                                                    "(the pipeline runs each of study.seeds).")]
 
 
 # `facetransfer --debug <stage>` or FACETRANSFER_DEBUG=1 (for stages DVC runs): user errors show their traceback too.
@@ -63,8 +64,8 @@ def _one_line(err: Exception) -> str:
     """`<culprit>: <what was wrong>`. An OSError from open() reads "[Errno 2] No such file or directory: 'x'":
     the path goes first, as in every other error line."""
     if isinstance(err, OSError) and err.filename is not None:
-        return f"{err.filename}: {err.strerror.lower() if err.strerror else type(err).__name__}; expected it to exist " \
-               "(check the path, or run the stage that writes it first)"
+        return f"{err.filename}: {err.strerror.lower() if err.strerror else type(err).__name__}; " \
+               "expected it to exist (check the path, or run the stage that writes it first)"
     return " ".join(str(err).split())
 
 

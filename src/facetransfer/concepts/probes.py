@@ -111,7 +111,7 @@ def probe_f1_many(feature_sets: Mapping[Hashable, np.ndarray], labels: np.ndarra
         arrays.append(x)
     n_chunks = max(1, min(settings.repeats, 4 * workers))
     bounds = np.linspace(0, settings.repeats, n_chunks + 1).astype(int)
-    chunks = [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    chunks = [range(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
     results = Parallel(n_jobs=workers)(delayed(_repeats_chunk)(arrays, y, groups, chunk, settings) for chunk in chunks)
     scores = np.concatenate(results, axis=1)  # (feature sets, repeats, 2)
     return {key: scores[m] for m, key in enumerate(keys)}

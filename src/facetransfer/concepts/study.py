@@ -113,11 +113,11 @@ def test_pairs(scores: dict[tuple[str, int, int], np.ndarray], data: ProbeImages
     # Holm per compared model (the family answers "what did FreezeBk forget?"), and over every
     # row (`pvalue_holm_all`, stricter: it grows with the number of models and AUs tested).
     for test in TESTS:
-        for row, p in zip(rows, holm([row[test]["pvalue"] for row in rows])):
+        for row, p in zip(rows, holm([row[test]["pvalue"] for row in rows]), strict=True):
             row[test]["pvalue_holm_all"] = float(p)
         for other in compared:
             family = [row for row in rows if row["model_b"] == other]
-            for row, p in zip(family, holm([row[test]["pvalue"] for row in family])):
+            for row, p in zip(family, holm([row[test]["pvalue"] for row in family]), strict=True):
                 row[test]["pvalue_holm"] = float(p)
     for row in rows:
         row["forgotten"] = bool(row["mean_diff"] > 0 and row["corrected"]["pvalue_holm"] < cfg.alpha)

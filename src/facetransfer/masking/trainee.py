@@ -3,9 +3,9 @@ from scratch on masked or plain images (`trainee.model`: ResNet-10 by default, m
 
 Variants: `plain`; `<method>` (masked images every epoch); `<method>-then-plain` (masked
 for `switch_epoch` epochs, then the plain images). Validation always uses plain images.
-The loop is written here rather than reusing `training.fit` because it switches the
-training images mid-run and records loss and macro F1 against optimiser steps; it reuses
-the same normalisation.
+Each epoch's steps are the training loop's (`training.loop.train_one_epoch`, as every stage's);
+the epochs around them are not `training.fit`'s because a trainee switches its training images
+mid-run, records loss and macro F1 against optimiser steps, and continues a shared prefix.
 
 Speed (issue 16): `<method>` and `<method>-then-plain` are the same run for their
 first `switch_epoch` epochs (same seed, images, order, flips and dropout draws), so
@@ -24,9 +24,10 @@ continuation against one straight run).
 from __future__ import annotations
 
 import copy
+import math
 import multiprocessing
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,9 @@ from facetransfer.fsutil import load_array
 from facetransfer.masking.dataset import METHODS
 from facetransfer.models import trainees
 from facetransfer.training.data import normalize
-from facetransfer.training.loop import check_finite, torch_threads
+from facetransfer.training.loop import check_finite, torch_threads, train_one_epoch
+
+CPU = torch.device("cpu")  # the trainees train on the CPU (float32, channels_last)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,14 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
         yield order[start:start + batch_size]
 
 
+def _epoch_batches(images: np.ndarray, labels: torch.Tensor, batch_size: int, generator: torch.Generator,
+                   hflip: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's (x, y) batches: the order, then each batch's flips, drawn from `generator` as they are needed."""
+    for idx in _batches(len(labels), batch_size, generator):
+        flips = torch.rand(len(idx), generator=generator) < 0.5 if hflip else None
+        yield _to_input(images, idx, flips), labels[idx]
+
+
 def _to_input(images: np.ndarray, idx: torch.Tensor, flips: torch.Tensor | None) -> torch.Tensor:
     """(B, 3, H, W) normalised float32 in channels_last memory, as the model's weights (see train_trainee)."""
     x = normalize(torch.from_numpy(np.ascontiguousarray(images[idx.numpy()])).permute(0, 3, 1, 2))
@@ -86,7 +97,8 @@ def _to_input(images: np.ndarray, idx: torch.Tensor, flips: torch.Tensor | None)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int) -> tuple[float, float, np.ndarray]:
+def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray,
+             batch_size: int) -> tuple[float, float, np.ndarray]:
     """(mean cross-entropy, macro F1, predictions) on plain images, eval mode."""
     model.eval()
     losses, preds = [], []
@@ -141,19 +153,14 @@ def run_epochs(variant: Variant, train: dict[str, np.ndarray], train_labels: np.
     for epoch in range(first, cfg.epochs if stop is None else stop):
         source = variant.images_for(epoch)
         generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # the same order for every variant
-        model.train()
-        total = 0.0
-        for idx in _batches(len(y_all), cfg.batch_size, generator):
-            flips = torch.rand(len(idx), generator=generator) < 0.5 if cfg.hflip else None
-            loss = nn.functional.cross_entropy(model(_to_input(train[source], idx, flips)), y_all[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-            step += 1
-        check_finite(total / len(y_all), epoch, "trainee", "lr")
+        # The steps are the training loop's (training.loop.train_one_epoch: float32 on the CPU, the loss summed
+        # in float64 as loss.item()s would be); the batches, their order and flips are the trainee's own.
+        batches = _epoch_batches(train[source], y_all, cfg.batch_size, generator, cfg.hflip)
+        train_loss = train_one_epoch(model, batches, nn.CrossEntropyLoss(), optimizer, CPU, torch.float32)
+        step += math.ceil(len(y_all) / cfg.batch_size)
+        check_finite(train_loss, epoch, "trainee", "lr")
         val_loss, val_f1, _ = evaluate(model, val_images, val_labels, cfg.batch_size)
-        history.append({"epoch": epoch + 1, "step": step, "images": source, "train_loss": total / len(y_all),
+        history.append({"epoch": epoch + 1, "step": step, "images": source, "train_loss": train_loss,
                         "val_loss": val_loss, "val_macro_f1": val_f1})
         if on_epoch:
             on_epoch(history[-1])
@@ -241,7 +248,8 @@ class TraineeResult:
 def _progress(name: str, epochs: int) -> EpochCallback:
     def report(record: dict) -> None:  # from worker processes too: stderr is the stage's
         print(f"train-trainee {name}: epoch {record['epoch']}/{epochs} ({record['images']})  "
-              f"val macro F1 {record['val_macro_f1']:.3f}  val loss {record['val_loss']:.3f}", file=sys.stderr, flush=True)
+              f"val macro F1 {record['val_macro_f1']:.3f}  val loss {record['val_loss']:.3f}", file=sys.stderr,
+              flush=True)
     return report
 
 

@@ -121,7 +121,8 @@ def ranking_table(ranking: dict, top: int) -> pd.DataFrame:
 def localisation_table(scores: dict) -> pd.DataFrame:
     rows = []
     for model, s in scores.items():
-        rows.append({"model": model, "images": s["n_images"], **{f"LRP {k.replace('_', ' ')}": v for k, v in s["lrp"].items()},
+        rows.append({"model": model, "images": s["n_images"],
+                     **{f"LRP {k.replace('_', ' ')}": v for k, v in s["lrp"].items()},
                      **{f"Grad-CAM {k}": v for k, v in s.get("gradcam", {}).items()}})
     return pd.DataFrame(rows)
 
@@ -194,7 +195,8 @@ def _verdicts(read: _Reader, paths: StudyPaths) -> list[str]:
         parts.append(read.absent(paths.option(CKA, "metrics")))
     ranking = read.json(paths.option(SALIENCY, "ranking"))
     if ranking is not None and "across_seeds" in ranking:
-        flagged = pd.DataFrame([{"model": model, "class": cls, "AU": r["au"], "relevance share lost (mean)": r["mean_diff"],
+        flagged = pd.DataFrame([{"model": model, "class": cls, "AU": r["au"],
+                                 "relevance share lost (mean)": r["mean_diff"],
                                  "CI low": r["ci_low"], "CI high": r["ci_high"], "p (Holm)": r["pvalue_holm"],
                                  "seeds": r["n_seeds"]}
                                 for model, classes in ranking["across_seeds"].items() for cls, rows in classes.items()
@@ -287,10 +289,12 @@ def _concepts(read: _Reader, paths: StudyPaths) -> list[str]:
     rows = read.json(paths.option(CONCEPTS, "metrics"))
     parts = []
     if rows is not None:
-        table = pd.DataFrame([{"au": r["au"], "model_b": r["model_b"], "mean_f1_a": r["mean_f1_a"], "mean_f1_b": r["mean_f1_b"],
+        table = pd.DataFrame([{"au": r["au"], "model_b": r["model_b"],
+                               "mean_f1_a": r["mean_f1_a"], "mean_f1_b": r["mean_f1_b"],
                                "ci_diff_corrected": "[{:.3f}, {:.3f}]".format(*r["ci_diff_corrected"]),
                                "plain_p": r["plain"]["pvalue"], "corrected_p": r["corrected"]["pvalue"],
-                               "corrected_p_holm": r["corrected"]["pvalue_holm"], "five_by_two_p": r["five_by_two"]["pvalue"],
+                               "corrected_p_holm": r["corrected"]["pvalue_holm"],
+                               "five_by_two_p": r["five_by_two"]["pvalue"],
                                "forgotten": r["forgotten"]} for r in rows])
         parts += [fmt.text("Linear probes per AU on the last conv block: the paper's plain paired t-test beside the "
                            "Nadeau-Bengio corrected test and Dietterich's 5x2cv."),
@@ -304,11 +308,13 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
     parts = []
     summary = read.json(paths.option(MASK, "metrics"))
     if summary is not None:
-        kept = pd.DataFrame({"method": list(summary["kept_fraction"]), "kept pixels": list(summary["kept_fraction"].values())})
+        kept = pd.DataFrame({"method": list(summary["kept_fraction"]),
+                             "kept pixels": list(summary["kept_fraction"].values())})
         parts += [fmt.text(f"{summary['images']} training images masked; the trainer got "
                            f"{summary['trainer_accuracy']:.3f} of them right."), fmt.table(kept)]
     for method in ("negative", "mean", "perceptive"):
-        parts.append(read.figure(paths.file(MASK, "sample", method=method), f"{method} masking: original | mask | masked"))
+        parts.append(read.figure(paths.file(MASK, "sample", method=method),
+                                 f"{method} masking: original | mask | masked"))
     table = read.csv(paths.file(TRAINEE, "summary"))
     summary = read.json(paths.option(TRAINEE, "metrics"))
     if table is not None:
@@ -319,9 +325,9 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
         holds = {True: "yes", False: "no", None: "untested (one seed)"}[v["masking_sped_learning"]]
         gain = f"{v['auc_gain']:+.3f}" + (f" [{v['auc_gain_ci'][0]:+.3f}, {v['auc_gain_ci'][1]:+.3f}], Holm p = "
                                           f"{v['auc_gain_pvalue_holm']:.3g}" if v["auc_gain_ci"][0] is not None else "")
-        parts.append(fmt.text(f"Best masked variant by mean area under the F1 curve over {len(summary['seeds'])} seeds: "
-                              f"{v['best_masked']} ({v['auc_best']:.3f} vs plain {v['auc_baseline']:.3f}; paired gain "
-                              f"{gain}); masking sped learning across seeds: {holds}. Detail, seed "
+        parts.append(fmt.text(f"Best masked variant by mean area under the F1 curve over {len(summary['seeds'])} "
+                              f"seeds: {v['best_masked']} ({v['auc_best']:.3f} vs plain {v['auc_baseline']:.3f}; "
+                              f"paired gain {gain}); masking sped learning across seeds: {holds}. Detail, seed "
                               f"{test['seed']}: McNemar on the validation images p = {test['pvalue']:.3g}."))
     parts += [read.figure(paths.file(TRAINEE, "curves"), "Fig. 10 analogue: learning curves of the trainees "
                           "(mean over seeds, band: ± 1 SD)"),
@@ -334,8 +340,8 @@ def _attention(read: _Reader, paths: StudyPaths) -> list[str]:
     accuracy = read.csv(paths.file(ATTENTION, "accuracy"))
     places = read.csv(paths.file(ATTENTION, "localisation"))
     parts = [fmt.text("Arabian et al. 2022: VGG16 with and without SE / CBAM after conv blocks 2-4, from scratch "
-                      "(Glorot) or from the emotion model, trained on CK+ six-class peak frames in subject-disjoint folds; "
-                      "accuracy on the held-out fold (ckplus) and on the other datasets' test images.")]
+                      "(Glorot) or from the emotion model, trained on CK+ six-class peak frames in subject-disjoint "
+                      "folds; accuracy on the held-out fold (ckplus) and on the other datasets' test images.")]
     if accuracy is not None:
         parts.append(fmt.table(accuracy))
     parts.append(read.figure(paths.file(ATTENTION, "figure"), "Table 2 analogue: accuracy per fold"))
@@ -349,7 +355,8 @@ def _attention(read: _Reader, paths: StudyPaths) -> list[str]:
 def _units(read: _Reader, paths: StudyPaths) -> list[str]:
     fmt = read.fmt
     parts = [fmt.text("Khorrami et al.: units of the last conv layer whose peak activation detects an AU (ROC AUC) and "
-                      "whose activation falls on the AU's region (lift over the region's area share), on CK+ peak frames.")]
+                      "whose activation falls on the AU's region (lift over the region's area share), "
+                      "on CK+ peak frames.")]
     survival = read.csv(paths.file(UNITS, "survival"))
     if survival is not None:
         parts += [fmt.heading("The emotion model's units for the tracked AUs, in each model"), fmt.table(survival)]
@@ -404,4 +411,5 @@ def build_report(paths: StudyPaths, cfg: ReportConfig, params_text: str, provena
         ("units", "Units that behave like action units (Khorrami et al.)", _units(read, paths)),
         ("controls", "Does the tool find planted forgetting, and only that?", _controls(read, paths)),
     ]
-    return fmt.page("facetransfer: what did the transferred model gain, and what did it forget?", sections), read.missing
+    return (fmt.page("facetransfer: what did the transferred model gain, and what did it forget?", sections),
+            read.missing)

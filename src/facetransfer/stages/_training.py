@@ -27,7 +27,8 @@ OutOption = Annotated[Path, typer.Option(help="Folder for model.pt and test pred
 MetricsOption = Annotated[Path, typer.Option(help="Metrics JSON (DVC metrics).")]
 PlotsOption = Annotated[Path, typer.Option(help="Folder for plot data: history.csv, confusion.csv (DVC plots).")]
 RunIdOption = Annotated[Path, typer.Option(help="Small JSON with the MLflow run id (links dvc.lock and the run).")]
-CheckpointOption = Annotated[Path, typer.Option(help="Per-epoch checkpoint; a rerun with the same config resumes from it.")]
+CheckpointOption = Annotated[Path, typer.Option(help="Per-epoch checkpoint; a rerun with the same config resumes from "
+                                                     "it.")]
 SourceOption = Annotated[Path, typer.Option(help="model.pt of the model to start from.")]
 
 # The files every training stage writes into its --out and --plots folders.
@@ -79,8 +80,9 @@ def _write_plots(trained: Trained, classes: tuple[str, ...], plots: Path) -> Non
     # Seconds per epoch go to MLflow only: plot data must not change when nothing else did.
     pd.DataFrame(trained.fit.history).drop(columns="seconds").to_csv(plots / MODEL_FILES["history"][1], index=False)
     predicted = trained.test_probs.argmax(1)
-    pd.DataFrame({"actual": [classes[i] for i in trained.test_labels],
-                  "predicted": [classes[i] for i in predicted]}).to_csv(plots / MODEL_FILES["confusion"][1], index=False)
+    confusion = pd.DataFrame({"actual": [classes[i] for i in trained.test_labels],
+                              "predicted": [classes[i] for i in predicted]})
+    confusion.to_csv(plots / MODEL_FILES["confusion"][1], index=False)
 
 
 def _predictions(trained: Trained, classes: tuple[str, ...]) -> pd.DataFrame:

@@ -115,11 +115,16 @@ def write(result: Result, out: Path, metrics: Path, run_ids: Path) -> None:
 @app.command("attention-study")
 def attention_study(
     source: Annotated[Path, typer.Option(help="The emotion source model's model.pt (the pretrained init).")],
-    ckplus: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder (all.csv, images, AU masks): train and in-domain test.")],
-    test: Annotated[list[Path], typer.Option(help="Prepared folders whose test split measures cross-dataset accuracy (repeatable).")],
-    out: Annotated[Path, typer.Option(help="Folder for accuracy.csv/.md, localisation.csv/.md, folds.csv and figures.")],
-    metrics: Annotated[Path, typer.Option(help="JSON: mean / SD accuracy per model and dataset, DICE / IoU per model.")],
-    run_ids: Annotated[Path, typer.Option(help="JSON: tracking_uri and runs, <init>/<attention>/fold<k> -> MLflow run id.")],
+    ckplus: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder (all.csv, images, AU masks): train and "
+                                              "in-domain test.")],
+    test: Annotated[list[Path], typer.Option(help="Prepared folders whose test split measures cross-dataset accuracy "
+                                                  "(repeatable).")],
+    out: Annotated[Path, typer.Option(help="Folder for accuracy.csv/.md, localisation.csv/.md, folds.csv and "
+                                           "figures.")],
+    metrics: Annotated[Path, typer.Option(help="JSON: mean / SD accuracy per model and dataset, DICE / IoU per "
+                                               "model.")],
+    run_ids: Annotated[Path, typer.Option(help="JSON: tracking_uri and runs, <init>/<attention>/fold<k> -> MLflow run "
+                                               "id.")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Arabian et al. 2022 on the benchmark: VGG16, VGG16 + SE, VGG16 + CBAM (after conv blocks 2-4), each from

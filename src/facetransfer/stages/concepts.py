@@ -90,7 +90,8 @@ def _probeable(nominated: dict[int, list[str]], data, cfg, params: Path) -> dict
                               f"frames; a {N_FOLDS}-fold probe needs at least {N_FOLDS} with and without it")
     kept = {au: by for au, by in nominated.items() if min(counts(au)) >= N_FOLDS}
     for au in sorted(set(nominated) - set(kept)):
-        typer.echo(f"concepts: AU{au} (nominated by the saliency ranking) skipped: on {counts(au)[0]} CK+ frames", err=True)
+        typer.echo(f"concepts: AU{au} (nominated by the saliency ranking) skipped: on {counts(au)[0]} CK+ frames",
+                   err=True)
     return kept
 
 
@@ -140,14 +141,19 @@ def write(result: Result, out: Path, metrics: Path, summary: Path) -> None:
 
 @app.command()
 def concepts(
-    models: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/model.pt (the pain models; their conv blocks are probed).")],
+    models: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/model.pt (the pain models; their conv "
+                                              "blocks are probed).")],
     data: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder: all.csv, images.npy, upper.npy.")],
-    out: Annotated[Path, typer.Option(help="Folder for the test tables (CSV, Markdown), raw F1 scores (npz) and figure.")],
+    out: Annotated[Path, typer.Option(help="Folder for the test tables (CSV, Markdown), raw F1 scores (npz) and "
+                                           "figure.")],
     metrics: Annotated[Path, typer.Option(help="metrics/concepts.json: one entry per (seed, block, AU, model pair).")],
-    summary: Annotated[Path, typer.Option(help="metrics/concepts_summary.json: the across-seed tests keyed by AU, block and model.")],
+    summary: Annotated[Path, typer.Option(help="metrics/concepts_summary.json: the across-seed tests keyed by AU, "
+                                               "block and model.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
-    ranking: Annotated[Path | None, typer.Option(help="saliency/au_ranking.json: adds its top AUs (concepts.ranking_top) to the params' AUs.")] = None,
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with the pain models' seed{s}/freeze{k}.json run ids, to link the MLflow run to them.")] = None,
+    ranking: Annotated[Path | None, typer.Option(help="saliency/au_ranking.json: adds its top AUs "
+                                                      "(concepts.ranking_top) to the params' AUs.")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the pain models' seed{s}/freeze{k}.json run "
+                                                          "ids, to link the MLflow run to them.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Concept probes (Prajod et al. 2022, section 4.3): a linear SVM per AU on each probed conv block's output,
@@ -179,7 +185,8 @@ def concepts(
     for row in result.across:
         p = "-" if row["pvalue"] is None else f"{row['pvalue']:.2g} (Holm {row['pvalue_holm']:.2g})"
         typer.echo(f"AU{row['au']:<2} block {row['block']} {row['model_a']} - {row['model_b']}: F1 difference "
-                   f"{row['mean_diff']:+.3f} over {row['n_seeds']} seeds, p {p}" + ("  forgotten" if row["forgotten"] else ""))
+                   f"{row['mean_diff']:+.3f} over {row['n_seeds']} seeds, p {p}"
+                   + ("  forgotten" if row["forgotten"] else ""))
 
 
 def pd_frame(rows: list[dict]):

@@ -142,14 +142,17 @@ def run(cfg: ControlsConfig, source: Path, controls_dir: Path, data: Path, ckplu
 @app.command()
 def controls(
     source: Annotated[Path, typer.Option(help="The emotion source model.pt.")],
-    controls_dir: Annotated[Path, typer.Option("--controls", help="Folder with <control>/model.pt and test_predictions.csv.")],
-    data: Annotated[Path, typer.Option(help="Unmodified prepared AffectNet(-like) folder (head retraining, test images, AU regions).")],
+    controls_dir: Annotated[Path, typer.Option("--controls", help="Folder with <control>/model.pt and "
+                                                                  "test_predictions.csv.")],
+    data: Annotated[Path, typer.Option(help="Unmodified prepared AffectNet(-like) folder (head retraining, test "
+                                            "images, AU regions).")],
     ckplus: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder: the concept probes' images and AU labels.")],
     out: Annotated[Path, typer.Option(help="Folder for the verdict table, recall, probe tests, maps and figures.")],
     metrics: Annotated[Path, typer.Option(help="metrics/controls.json: the verdict rows.")],
     summary: Annotated[Path, typer.Option(help="metrics/controls_summary.json: control -> check -> passed.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with the train-control runs' <control>.json, to link them.")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the train-control runs' <control>.json, to "
+                                                          "link them.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Run the study's analyses (recall + McNemar, LRP AU ranking, concept probes) source vs each control and judge

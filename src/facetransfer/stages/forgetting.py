@@ -142,7 +142,8 @@ def write(result: Result, out: Path, pain_summary: Path, metrics: Path) -> None:
 def _log(result: Result, cfg: ForgettingConfig, study: StudyConfig, source_runs: Path | None, run_id: Path) -> dict:
     """The MLflow run (tables, figures, the summary), and the balanced pain model registered; returns the links."""
     trade, seed = result.trade, study.detail_seed
-    names = [f"{stage}/{seed_folder(seed)}/{freeze_name(k)}" for stage in ("pain", "retrain") for k in cfg.freeze_blocks]
+    names = [f"{stage}/{seed_folder(seed)}/{freeze_name(k)}" for stage in ("pain", "retrain")
+             for k in cfg.freeze_blocks]
     links = tracking.source_run_tags(source_runs, names) if source_runs else {}
     with tracking.start_run("facetransfer", "forgetting", params=cfg.model_dump(mode="json") | {"seeds": study.seeds},
                             tags=tracking.run_tags("forgetting", Path.cwd(), **links)) as logged:
@@ -166,14 +167,18 @@ def _log(result: Result, cfg: ForgettingConfig, study: StudyConfig, source_runs:
 
 @app.command()
 def forgetting(
-    retrain: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/test_predictions.csv of the retrained heads.")],
+    retrain: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/test_predictions.csv of the retrained "
+                                               "heads.")],
     pain_metrics: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}.json of the pain models.")],
-    pain_summary: Annotated[Path, typer.Option(help="Folder for freeze{k}.json: each pain model's numbers, mean over seeds.")],
+    pain_summary: Annotated[Path, typer.Option(help="Folder for freeze{k}.json: each pain model's numbers, mean over "
+                                                    "seeds.")],
     out: Annotated[Path, typer.Option(help="Folder for the tables (CSV, Markdown) and figures (PNG).")],
     metrics: Annotated[Path, typer.Option(help="metrics/forgetting.json (recall, across seeds, McNemar, trade-off).")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with pain/ and retrain/seed{s}/freeze{k}.json run ids, to link the MLflow run to them.")] = None,
-    source: Annotated[Path | None, typer.Option(help="Folder with the emotion source model's test_predictions.csv: is the reference better than the source?")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with pain/ and retrain/seed{s}/freeze{k}.json run "
+                                                          "ids, to link the MLflow run to them.")] = None,
+    source: Annotated[Path | None, typer.Option(help="Folder with the emotion source model's test_predictions.csv: is "
+                                                     "the reference better than the source?")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Per-class recall of the retrained heads (Fig. 3, mean over seeds), each class's forgetting across
@@ -197,9 +202,9 @@ def _echo(recall, across: dict, summary: dict, trade: dict, links: dict, confide
     typer.echo(f"forgotten across seeds (Holm p < {1 - confidence:.2g}): " + (", ".join(flagged) or "none"))
     if "source_vs_reference" in summary:
         s = summary["source_vs_reference"]
-        typer.echo(f"source model macro recall {s['source_macro_recall']:.3f}; {summary['reference']} - source accuracy "
-                   f"{s['accuracy_difference']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}], McNemar p {s['pvalue']:.2g}"
-                   f" (seed {s['seed']})")
+        typer.echo(f"source model macro recall {s['source_macro_recall']:.3f}; {summary['reference']} - source "
+                   f"accuracy {s['accuracy_difference']:+.3f} [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}], "
+                   f"McNemar p {s['pvalue']:.2g} (seed {s['seed']})")
     typer.echo(f"balanced pain/emotion choice: {trade['balanced']} (Pareto front: {', '.join(trade['pareto_front'])})"
                + (f"; registered as {REGISTERED_PAIN_MODEL}@balanced" if links else ""))
 
@@ -222,7 +227,8 @@ def _across_rows(across: dict):
 def _across_markdown(rows) -> str:
     """The across-seed forgetting table for people: mean difference, interval, p-values."""
     shown = rows[["model", "class", "mean_diff", "ci_low", "ci_high", "pvalue", "pvalue_holm", "n_seeds", "per_seed"]]
-    fmt = {"mean_diff": "{:+.3f}", "ci_low": "{:+.3f}", "ci_high": "{:+.3f}", "pvalue": "{:.2g}", "pvalue_holm": "{:.2g}"}
+    fmt = {"mean_diff": "{:+.3f}", "ci_low": "{:+.3f}", "ci_high": "{:+.3f}", "pvalue": "{:.2g}",
+           "pvalue_holm": "{:.2g}"}
     return shown.assign(**{c: shown[c].map(lambda v, f=f: "-" if v is None or v != v else f.format(v))
                            for c, f in fmt.items()}).to_markdown(index=False, disable_numparse=True)
 
@@ -250,4 +256,5 @@ def _mcnemar_markdown(tests) -> str:
                    "discordant_other_only", "method", "statistic", "pvalue", "pvalue_holm"]]
     formats = {"recall_difference": "{:+.3f}", "ci_low": "{:+.3f}", "ci_high": "{:+.3f}", "statistic": "{:.3g}",
                "pvalue": "{:.2g}", "pvalue_holm": "{:.2g}"}
-    return shown.assign(**{c: shown[c].map(f.format) for c, f in formats.items()}).to_markdown(index=False, disable_numparse=True)
+    shown = shown.assign(**{c: shown[c].map(f.format) for c, f in formats.items()})
+    return shown.to_markdown(index=False, disable_numparse=True)

@@ -42,7 +42,8 @@ def _model_paths(source: Path, retrain: Path, blocks: tuple[int, ...]) -> dict[s
     paths = {SOURCE: source / MODEL_FILE} | {freeze_name(k): retrain / freeze_name(k) / MODEL_FILE for k in blocks}
     for name, path in paths.items():
         if not path.is_file():
-            stage = "train-emotion" if name == SOURCE else f"retrain-emotion stage for freeze block {freeze_block(name)}"
+            stage = ("train-emotion" if name == SOURCE
+                     else f"retrain-emotion stage for freeze block {freeze_block(name)}")
             raise FileNotFoundError(f"{path}: not found (run the {stage} first)")
     return paths
 
@@ -93,10 +94,13 @@ def _skip(data: Path, out: Path, metrics: Path, summary: Path, run_id: Path, cfg
 def necessity(
     source: Annotated[Path, typer.Option(help="Folder with the emotion source model.pt.")],
     retrain: Annotated[Path, typer.Option(help="Folder with freeze{k}/model.pt (the retrained heads).")],
-    data: Annotated[Path, typer.Option(help="Prepared AffectNet(-like) folder with counterfactual_images.npy (synthetic).")],
-    out: Annotated[Path, typer.Option(help="Folder for necessity.csv / .md and the class x AU heatmaps (necessity.png).")],
+    data: Annotated[Path, typer.Option(help="Prepared AffectNet(-like) folder with counterfactual_images.npy "
+                                            "(synthetic).")],
+    out: Annotated[Path, typer.Option(help="Folder for necessity.csv / .md and the class x AU heatmaps "
+                                           "(necessity.png).")],
     metrics: Annotated[Path, typer.Option(help="metrics/necessity.json: model -> class -> AU<k> -> recall, drop, ...")],
-    summary: Annotated[Path, typer.Option(help="metrics/necessity_summary.json: the drops of the study's AUs per model.")],
+    summary: Annotated[Path, typer.Option(help="metrics/necessity_summary.json: the drops of the study's AUs per "
+                                               "model.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:

@@ -29,7 +29,8 @@ from facetransfer.data.prepare import prepare as prepare_all
 from facetransfer.fsutil import check_outputs, write_json_atomic
 from facetransfer.stages.outputs import Outputs
 
-DVC_STAGES = ("prepare", "control-data")
+DVC_STAGES = ("prepare",)  # and the second command of control-data (synth.py)
+ALL_DATASETS = ",".join(PLANNERS)
 OUTPUTS = Outputs({"out": "prepared", "metrics": "metrics/prepare.json"})
 
 
@@ -44,7 +45,7 @@ def prepare(
     data: Annotated[Path, typer.Option(help="Folder holding affectnet/ unbc/ ckplus/ ferplus/ in native layouts.")],
     out: Annotated[Path, typer.Option(help="Folder for prepared/<dataset>/ arrays and split CSVs.")],
     metrics: Annotated[Path | None, typer.Option(help="Write row counts per dataset and split here (JSON).")] = None,
-    datasets: DatasetsOption = ",".join(PLANNERS),
+    datasets: DatasetsOption = ALL_DATASETS,
     params: ParamsOption = Path("params.yaml"),
     workers: WorkersOption = 2,
 ) -> None:

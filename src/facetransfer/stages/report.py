@@ -23,8 +23,8 @@ DVC_STAGES = ("report",)
 OUTPUTS = Outputs({"out": "report/index.html", "results": "docs/results.md", "run_id": "runs/report.json"})
 
 
-def run(cfg, paths, params_text: str, provenance: dict[str, str], results: Path | None) -> tuple[str, str | None,
-                                                                                               list[str]]:
+def run(cfg, paths, params_text: str, provenance: dict[str, str],
+        results: Path | None) -> tuple[str, str | None, list[str]]:
     """(the HTML page, the Markdown page or None, the inputs not found)."""
     from facetransfer.report.markdown import Markdown
     from facetransfer.report.study import build_report
@@ -40,8 +40,10 @@ def report(
     out: Annotated[Path, typer.Option(help="The HTML file to write (report/index.html).")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
     metrics: Annotated[Path, typer.Option(help="The pipeline's metrics/ folder.")] = Path("metrics"),
-    reports: Annotated[Path, typer.Option(help="The pipeline's reports/ folder (forgetting, concepts, trainee figures).")] = Path("reports"),
-    saliency: Annotated[Path, typer.Option(help="The saliency stage's folder (au_ranking.json, grids/).")] = Path("saliency"),
+    reports: Annotated[Path, typer.Option(help="The pipeline's reports/ folder (forgetting, concepts, trainee "
+                                               "figures).")] = Path("reports"),
+    saliency: Annotated[Path, typer.Option(help="The saliency stage's folder (au_ranking.json, "
+                                                "grids/).")] = Path("saliency"),
     masked: Annotated[Path, typer.Option(help="The mask stage's folder (<method>/sample.png).")] = Path("masked"),
     results: Annotated[Path | None, typer.Option(help="Also write the report as Markdown here (docs/results.md): "
                                                       "tables in the text, figures linked.")] = None,

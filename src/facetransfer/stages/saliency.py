@@ -206,14 +206,18 @@ def _log(result: Result, cfg: SaliencyConfig, source_runs: Path | None, run_id: 
 
 @app.command()
 def saliency(
-    retrain: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/model.pt and test_predictions.csv (retrained heads).")],
-    source: Annotated[Path, typer.Option(help="Folder with the emotion source model.pt (scored for localisation too).")],
+    retrain: Annotated[Path, typer.Option(help="Folder with seed{s}/freeze{k}/model.pt and test_predictions.csv "
+                                               "(retrained heads).")],
+    source: Annotated[Path, typer.Option(help="Folder with the emotion source model.pt (scored for localisation "
+                                              "too).")],
     data: Annotated[Path, typer.Option(help="Prepared AffectNet(-like) folder: test.csv, images.npy, masks.npy.")],
-    out: Annotated[Path, typer.Option(help="Folder for maps/ (npz per model pair) and grids/ (PNG per pair and class).")],
+    out: Annotated[Path, typer.Option(help="Folder for maps/ (npz per model pair) and grids/ (PNG per pair and "
+                                           "class).")],
     ranking: Annotated[Path, typer.Option(help="saliency/au_ranking.json: AUs ranked per class and model pair.")],
     metrics: Annotated[Path, typer.Option(help="metrics/localisation.json: localisation scores per model.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with the retrained heads' freeze{k}.json run ids, to link the MLflow run.")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the retrained heads' freeze{k}.json run ids, "
+                                                          "to link the MLflow run.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LRP (zennit, z+ conv / z dense) on test images FreezeB5 got right and FreezeBk wrong: maps, difference maps and

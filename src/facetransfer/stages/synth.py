@@ -1,8 +1,8 @@
 """`facetransfer synth` (not a stage of its own: `make data` runs it, versioned by data.dvc; the first command of
 `control-data`): the synthetic FACS benchmark in the four datasets' native layouts (params section `synth`).
 
-Writes  <out>/{affectnet, unbc, ckplus, ferplus}/ (native files, groundtruth.csv with AU intensities and landmarks,
-        contact_sheets/)
+Writes  OUTPUTS: data/{affectnet, unbc, ckplus, ferplus}/ (native files, groundtruth.csv with AU intensities and
+        landmarks, contact_sheets/)
 Core    facetransfer.data.synth (render.py draws a face from 68 landmarks and 17 AUs)
 """
 
@@ -28,7 +28,8 @@ from facetransfer.data.synth.generate import DATASETS, generate
 from facetransfer.fsutil import check_outputs
 from facetransfer.stages.outputs import Outputs
 
-DVC_STAGES = ("control-data",)
+DVC_STAGES = ("control-data",)  # synth, then prepare (prepare.py), into controls/: other folders
+ALL_DATASETS = ",".join(DATASETS)
 OUTPUTS = Outputs({"out": "data"})
 
 
@@ -56,7 +57,7 @@ def synth(
     smoke: Annotated[bool, typer.Option(help="A tiny benchmark for tests (same seed and image size).")] = False,
     seed: Annotated[int | None, typer.Option(min=0, help="Overrides synth.seed.")] = None,
     suppress_aus: Annotated[str, typer.Option(help="Render without these AUs, all else identical (e.g. 14,5).")] = "",
-    datasets: DatasetsOption = ",".join(DATASETS),
+    datasets: DatasetsOption = ALL_DATASETS,
     params: ParamsOption = Path("params.yaml"),
     workers: WorkersOption | None = None,
 ) -> None:

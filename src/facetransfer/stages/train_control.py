@@ -4,7 +4,8 @@ without one AU (a positive control: that AU is known to be forgotten) or on its 
 nothing is), then its head retrained on the unmodified data as the pain models' heads are.
 
 Reads   models/emotion/model.pt, controls/prepared/suppress_au<N>/affectnet (or prepared/affectnet), prepared/affectnet
-Writes  OUTPUTS: models/controls/<name>/{fine_tuned.pt, model.pt, test_predictions.csv, head/}, metrics/controls/<name>.json
+Writes  OUTPUTS: models/controls/<name>/{fine_tuned.pt, model.pt, test_predictions.csv, head/},
+        metrics/controls/<name>.json
 Core    facetransfer.training.recipes.fine_tune_emotion, then recipes.retrain_emotion
 """
 
@@ -75,7 +76,8 @@ def _check_data(data: Path, heads_data: Path, au: int) -> None:
     for folder in (data, heads_data):
         if not (folder / "index.csv").is_file():
             raise FileNotFoundError(f"{folder / 'index.csv'}: not found (run `facetransfer prepare` on it first)")
-    check_rerendered(pd.read_csv(data / "index.csv"), pd.read_csv(heads_data / "index.csv"), au, str(data / "index.csv"))
+    check_rerendered(pd.read_csv(data / "index.csv"), pd.read_csv(heads_data / "index.csv"), au,
+                     str(data / "index.csv"))
 
 
 def run_fine_tune(plan_: Plan, source: Path, data: Path, checkpoint: Path | None = None, on_epoch=None):
@@ -93,15 +95,30 @@ def run_head(cfg: ControlsConfig, fine_tuned: Path, heads_data: Path):
                                    source_stages=recipes.FINE_TUNED)
 
 
+def run(cfg: ControlsConfig, chosen: Plan, source: Path, data: Path, heads_data: Path, fine_tuned: Path,
+        checkpoint: Path | None = None, on_epoch=None):
+    """Both steps; the fine-tuned model is saved to `fine_tuned` in between (step 2 reads it as a model file, as
+    the pain models' heads read theirs). Returns the head-retrained model (recipes.Trained)."""
+    tuned = run_fine_tune(chosen, source, data, checkpoint, on_epoch=on_epoch)
+    save_model(tuned.saved, fine_tuned)
+    typer.echo(f"{chosen.name}: fine-tuned (best epoch {tuned.saved['best_epoch']}); retraining the head", err=True)
+    return run_head(cfg, fine_tuned, heads_data)
+
+
 @app.command("train-control")
 def train_control(
     source: SourceOption, data: DataOption, out: OutOption, metrics: MetricsOption, run_id: RunIdOption,
-    heads_data: Annotated[Path, typer.Option(help="Unmodified prepared AffectNet(-like): the head is retrained and tested on it.")],
-    suppressed_au: Annotated[int | None, typer.Option(help="Positive control: --data is --heads-data re-rendered without this AU.")] = None,
-    negative: Annotated[bool, typer.Option(help="Negative control: --data unmodified, seed controls.negative_seed.")] = False,
-    seed: Annotated[int | None, typer.Option(help="Another fine-tuning seed: with --negative one of controls.extra_negative_seeds "
+    heads_data: Annotated[Path, typer.Option(help="Unmodified prepared AffectNet(-like): the head is retrained and "
+                                                  "tested on it.")],
+    suppressed_au: Annotated[int | None, typer.Option(help="Positive control: --data is --heads-data re-rendered "
+                                                           "without this AU.")] = None,
+    negative: Annotated[bool, typer.Option(help="Negative control: --data unmodified, seed "
+                                                "controls.negative_seed.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Another fine-tuning seed: with --negative one of "
+                                                  "controls.extra_negative_seeds "
                                                   "(control negative_seed<s>), with --suppressed-au N one of "
-                                                  "controls.extra_positive_seeds (control suppress_au<N>_seed<s>).")] = None,
+                                                  "controls.extra_positive_seeds (control "
+                                                  "suppress_au<N>_seed<s>).")] = None,
     checkpoint: CheckpointOption = Path("checkpoints/control.pt"),
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -123,10 +140,6 @@ def train_control(
                 epoch_reporter(f"fine-tune {chosen.name}", chosen.fine_tune.epochs, logged) as report:
             logged.log_data_input(data, context="training")
             logged.log_data_input(heads_data, context="head retraining")
-            tuned = run_fine_tune(chosen, source, data, checkpoint, on_epoch=report)
-            save_model(tuned.saved, OUTPUTS.file("fine_tuned", out))
-            typer.echo(f"{chosen.name}: fine-tuned (best epoch {tuned.saved['best_epoch']}); retraining the head",
-                       err=True)
-            headed = run_head(cfg, OUTPUTS.file("fine_tuned", out), heads_data)
+            headed = run(cfg, chosen, source, data, heads_data, OUTPUTS.file("fine_tuned", out), checkpoint, report)
             numbers = finish(headed, EMOTIONS, out, metrics, out / "head", run_id, logged, checkpoint)
     typer.echo(f"{chosen.name}: emotion test macro recall after head retraining {numbers['recall']['macro']:.3f}")

@@ -42,7 +42,7 @@ def run(cfg: TrainEmotionConfig, data: Path, checkpoint: Path | None = None, on_
 
 @app.command("train-emotion")
 def train_emotion(data: DataOption, out: OutOption, metrics: MetricsOption, plots: PlotsOption,
-                  run_id: RunIdOption, checkpoint: CheckpointOption = OUTPUTS.path("checkpoint"),
+                  run_id: RunIdOption, checkpoint: CheckpointOption = Path("checkpoints/emotion.pt"),
                   params: ParamsOption = Path("params.yaml")) -> None:
     """Train the source model: VGG16 on 8 emotions (section `train_emotion`).
 

@@ -2,7 +2,8 @@
 first k conv blocks frozen (params section `train_pain`): FreezeB0..FreezeB5 of Prajod et al. 2022.
 
 Reads   models/emotion/model.pt, prepared/unbc
-Writes  OUTPUTS: models/pain/seed<s>/freeze<k>/{model.pt, test_predictions.csv}, metrics/by_seed/pain/..., plots/pain/...
+Writes  OUTPUTS: models/pain/seed<s>/freeze<k>/{model.pt, test_predictions.csv}, metrics/by_seed/pain/...,
+        plots/pain/...
 Core    facetransfer.training.recipes.train_pain
 """
 
@@ -35,10 +36,12 @@ from facetransfer.stages._training import (
 DVC_STAGES = ("train-pain",)
 OUTPUTS = training_outputs(out="models/pain/seed{seed}/freeze{freeze}",
                            metrics="metrics/by_seed/pain/seed{seed}/freeze{freeze}.json",
-                           plots="plots/pain/seed{seed}/freeze{freeze}", run_id="runs/pain/seed{seed}/freeze{freeze}.json",
+                           plots="plots/pain/seed{seed}/freeze{freeze}",
+                           run_id="runs/pain/seed{seed}/freeze{freeze}.json",
                            checkpoint="checkpoints/pain/seed{seed}/freeze{freeze}.pt")
 
-FreezeOption = Annotated[int, typer.Option(min=0, max=5, help="Conv blocks (from the input) frozen: FreezeB0..FreezeB5.")]
+FreezeOption = Annotated[int, typer.Option(min=0, max=5, help="Conv blocks (from the input) frozen: "
+                                                               "FreezeB0..FreezeB5.")]
 
 
 def run(cfg: TrainPainConfig, source: Path, data: Path, freeze: int, checkpoint: Path | None = None, on_epoch=None):

@@ -44,10 +44,13 @@ def train_trainee(
     data: Annotated[Path, typer.Option(help="Prepared FER+(-like) folder: train.csv, val.csv, images.npy.")],
     masked: Annotated[Path, typer.Option(help="Folder with the mask stage's {negative,mean,perceptive}/ datasets.")],
     out: Annotated[Path, typer.Option(help="Folder for <variant>/model.pt.")],
-    metrics: Annotated[Path, typer.Option(help="Folder for <variant>.json: final / best F1, steps to the target F1, area under the curve.")],
-    plots: Annotated[Path, typer.Option(help="Folder for <variant>/history.csv (per epoch) and <variant>/confusion.csv (validation).")],
+    metrics: Annotated[Path, typer.Option(help="Folder for <variant>.json: final / best F1, steps to the target F1, "
+                                               "area under the curve.")],
+    plots: Annotated[Path, typer.Option(help="Folder for <variant>/history.csv (per epoch) and "
+                                             "<variant>/confusion.csv (validation).")],
     run_id: Annotated[Path, typer.Option(help="Folder for <variant>.json, each variant's MLflow run id.")],
-    variant: Annotated[list[str] | None, typer.Option(help="Train only this variant (repeatable); default: every one of trainee.variants.")] = None,
+    variant: Annotated[list[str] | None, typer.Option(help="Train only this variant (repeatable); default: every one "
+                                                           "of trainee.variants.")] = None,
     seed: SeedOption = 2022,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -70,7 +73,8 @@ def train_trainee(
         # A missing or mismatched input fails here, before any training; the validation labels serve every variant.
         val_labels = core.load_inputs(data, masked, methods).val_labels
         with tracking.start_run("facetransfer", f"train-trainee/seed{seed}", params=cfg.model_dump(mode="json"),
-                                tags=tracking.run_tags("train_trainee", Path.cwd(), variants=",".join(names), seed=seed),
+                                tags=tracking.run_tags("train_trainee", Path.cwd(), variants=",".join(names),
+                                                       seed=seed),
                                 system_metrics=True) as logged:
             logged.log_data_input(data, context="training")
             for method in methods:

@@ -76,7 +76,8 @@ def _mean_curves(histories_by_seed: dict[int, dict]):
 
     out = {}
     for name in next(iter(histories_by_seed.values())):
-        stacked = pd.concat([h[name][["epoch", "step", "val_macro_f1", "val_loss"]] for h in histories_by_seed.values()])
+        stacked = pd.concat([h[name][["epoch", "step", "val_macro_f1", "val_loss"]]
+                             for h in histories_by_seed.values()])
         grouped = stacked.groupby(["epoch", "step"])
         out[name] = grouped.mean().join(grouped.std(ddof=1).fillna(0.0).add_suffix("_sd")).reset_index()
     return out
@@ -96,12 +97,14 @@ def _across_seeds_table(table: dict[str, dict]):
             return ""
         if cell["ci_low"] is None:
             return f"{cell['mean_diff']:+.3f}"
-        return f"{cell['mean_diff']:+.3f} [{cell['ci_low']:+.3f}, {cell['ci_high']:+.3f}] p_holm {cell['pvalue_holm']:.2g}"
+        return (f"{cell['mean_diff']:+.3f} [{cell['ci_low']:+.3f}, {cell['ci_high']:+.3f}] "
+                f"p_holm {cell['pvalue_holm']:.2g}")
 
     rows = []
     for name, row in table.items():
         steps = row["steps_to_target"]
-        rows.append({"variant": name, "final F1 (mean ± SD)": spread(row["final_f1"]), "AUC (mean ± SD)": spread(row["auc"]),
+        rows.append({"variant": name, "final F1 (mean ± SD)": spread(row["final_f1"]),
+                     "AUC (mean ± SD)": spread(row["auc"]),
                      "steps to target": f"{spread(steps, 0)} ({steps['n']}/{row['n_seeds']} seeds)",
                      "final F1 - plain": gain(row.get("vs_plain", {}).get("final_f1")),
                      "AUC - plain": gain(row.get("vs_plain", {}).get("auc"))})
@@ -152,12 +155,16 @@ def write(result: Result, out: Path, metrics: Path) -> None:
 
 @app.command("trainee-report")
 def trainee_report(
-    summaries: Annotated[Path, typer.Option(help="Folder with seed<s>/<variant>.json curve summaries (train-trainee, one per seed).")],
+    summaries: Annotated[Path, typer.Option(help="Folder with seed<s>/<variant>.json curve summaries (train-trainee, "
+                                                 "one per seed).")],
     curves: Annotated[Path, typer.Option(help="Folder with seed<s>/<variant>/history.csv and confusion.csv.")],
-    out: Annotated[Path, typer.Option(help="Folder for summary.csv / .md (across seeds), by_seed.csv, curves.png (Fig. 10, mean over seeds) and confusion.png.")],
-    metrics: Annotated[Path, typer.Option(help="JSON: the across-seed table and verdict, each seed's numbers, McNemar best masked vs plain.")],
+    out: Annotated[Path, typer.Option(help="Folder for summary.csv / .md (across seeds), by_seed.csv, curves.png "
+                                           "(Fig. 10, mean over seeds) and confusion.png.")],
+    metrics: Annotated[Path, typer.Option(help="JSON: the across-seed table and verdict, each seed's numbers, McNemar "
+                                               "best masked vs plain.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
-    source_runs: Annotated[Path | None, typer.Option(help="Folder with the trainee runs' seed<s>/<variant>.json run ids, to link the MLflow run to them.")] = None,
+    source_runs: Annotated[Path | None, typer.Option(help="Folder with the trainee runs' seed<s>/<variant>.json run "
+                                                          "ids, to link the MLflow run to them.")] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Did relevance-based masking speed learning, across training seeds? Per variant the mean and SD over

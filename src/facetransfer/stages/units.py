@@ -83,9 +83,11 @@ def write(result: Result, out: Path, metrics: Path) -> None:
 def units(
     source: Annotated[Path, typer.Option(help="The emotion model's model.pt (the reference).")],
     pain: Annotated[Path, typer.Option(help="Folder with freeze{k}/model.pt (the pain models of units.compare).")],
-    data: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder (all.csv with gt AUs, images, AU region masks).")],
+    data: Annotated[Path, typer.Option(help="Prepared CK+(-like) folder (all.csv with gt AUs, images, AU region "
+                                            "masks).")],
     out: Annotated[Path, typer.Option(help="Folder for units.csv, detectors.csv/.md, survival.csv/.md, patches.png.")],
-    metrics: Annotated[Path, typer.Option(help="JSON: detectors per model and AU, the tracked units' AUC in every model.")],
+    metrics: Annotated[Path, typer.Option(help="JSON: detectors per model and AU, the tracked units' AUC in every "
+                                               "model.")],
     run_id: Annotated[Path, typer.Option(help="Small JSON with the MLflow run id.")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:

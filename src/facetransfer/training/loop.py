@@ -171,6 +171,22 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, op
     return total.item() / max(count, 1)
 
 
+def run_epoch(model: nn.Module, train_set: Dataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, seed: int,
+              epoch: int, batch_size: int, device: torch.device, dtype: torch.dtype | None, section: str,
+              lr_key: str = "optimizer.lr", workers: int = 0, pin_memory: bool = False) -> float:
+    """Epoch `epoch` (0-based) of a seeded run: torch reseeded and the data shuffled from (seed, epoch), each
+    sample augmented from (seed, epoch, index); one `train_one_epoch`; a non-finite loss stops the run (naming
+    `section`.`lr_key`). Returns the mean training loss. `fit` and the attention study train through it."""
+    generator = seed_epoch(seed, epoch)
+    if hasattr(train_set, "set_epoch"):
+        train_set.set_epoch(epoch)  # before the loader forks its workers
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator, num_workers=workers,
+                        pin_memory=pin_memory)
+    train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device, dtype)
+    check_finite(train_loss, epoch, section, lr_key)
+    return train_loss
+
+
 def check_finite(train_loss: float, epoch: int, section: str, lr_key: str = "optimizer.lr") -> None:
     """Stop on a non-finite mean training loss of `epoch` (0-based): NaN weights would give a model whose
     metrics look finished. The error names the params `section` and its learning-rate key to lower."""
@@ -242,13 +258,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.
         if plateaued(state["epoch"], state["best_epoch"], settings.patience):
             break
         start = time.perf_counter()
-        generator = seed_epoch(settings.seed, epoch)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)  # before the loader forks its workers
-        loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, generator=generator,
-                            num_workers=workers, pin_memory=device.type == "cuda")
-        train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device, dtype)
-        check_finite(train_loss, epoch, section)
+        train_loss = run_epoch(model, train_set, loss_fn, optimizer, settings.seed, epoch, settings.batch_size, device,
+                               dtype, section, workers=workers, pin_memory=device.type == "cuda")
         val_pred = predict(model, val_set, settings.batch_size, device).argmax(1)
         score = macro_recall(val_labels, val_pred, n_classes)
         if scheduler is not None:

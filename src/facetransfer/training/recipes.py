@@ -120,8 +120,9 @@ def _loss(cfg: TrainSettings, train: Split, n_classes: int) -> FocalLoss:
 def _fit_images(model: nn.Module, prepared: Path, cfg: TrainSettings, n_classes: int, checkpoint: Path | None,
                 run_key: str, on_epoch: EpochCallback | None, section: str) -> tuple[FitResult, Split]:
     train, val = load_split(prepared, "train", n_classes), load_split(prepared, "val", n_classes)
-    result = fit(model, ImageDataset(train, build_transform(cfg.augment), cfg.seed), ImageDataset(val, build_transform(None)),
-                 val.labels, _loss(cfg, train, n_classes), cfg, n_classes, checkpoint, run_key, on_epoch, section)
+    result = fit(model, ImageDataset(train, build_transform(cfg.augment), cfg.seed),
+                 ImageDataset(val, build_transform(None)), val.labels, _loss(cfg, train, n_classes), cfg, n_classes,
+                 checkpoint, run_key, on_epoch, section)
     model.load_state_dict(result.best_state)
     return result, load_split(prepared, "test", n_classes)
 
@@ -221,6 +222,6 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple
     p, r, f, _ = precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
     out: dict = {"accuracy": float((predicted == labels).mean())}
     for name, values in (("precision", p), ("recall", r), ("f1", f)):
-        out[name] = {c: float(v) for c, v in zip(classes, values)} | {"macro": float(np.mean(values))}
+        out[name] = {c: float(v) for c, v in zip(classes, values, strict=True)} | {"macro": float(np.mean(values))}
     out["confusion"] = confusion_matrix(labels, predicted, labels=ids).tolist()
     return out

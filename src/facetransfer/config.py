@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from facetransfer.data.labels import ACTION_UNITS, EMOTIONS
 from facetransfer.fsutil import read_yaml
+from facetransfer.names import MASKING_METHODS
 
 
 class ConfigError(ValueError):
@@ -564,8 +565,7 @@ class TraineeConfig(_SeedFromCommandLine):
 
     @model_validator(mode="after")
     def _known(self) -> "TraineeConfig":
-        methods = ("negative", "mean", "perceptive")
-        known = {"plain", *methods} | {f"{m}-then-plain" for m in methods}
+        known = {"plain", *MASKING_METHODS} | {f"{m}-then-plain" for m in MASKING_METHODS}
         unknown = sorted(set(self.variants) - known)
         if unknown or not self.variants:
             raise ValueError(f"variants must be among {sorted(known)}, got {list(self.variants)}")

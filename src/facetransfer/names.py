@@ -20,6 +20,10 @@ from pathlib import Path
 SOURCE = "emotion"
 # The source model as metrics/controls.json and reports/controls/ key it (their schema predates SOURCE).
 CONTROLS_REFERENCE = "reference"
+# Relevance-based masking methods (Schiller et al. 2020): masked/<method>/ datasets, trainee variants
+# <method> and <method>-then-plain.
+MASKING_METHODS = ("negative", "mean", "perceptive")
+
 # What every training stage writes into its --out folder (stages/_training.py), and the analyses read.
 MODEL_FILE = "model.pt"
 PREDICTIONS_FILE = "test_predictions.csv"  # one row per test image: row, label, predicted, p_<class>

@@ -11,9 +11,10 @@ from torch import nn
 from facetransfer.config import MaskConfig
 from facetransfer.explain import explain_images
 from facetransfer.masking.masks import mean_mask, negative_mask, perceptive_mask
+from facetransfer.names import MASKING_METHODS
 from facetransfer.training.data import normalize
 
-METHODS = ("negative", "mean", "perceptive")
+METHODS = MASKING_METHODS
 
 
 def mask_functions(cfg: MaskConfig) -> dict[str, Callable[[np.ndarray], np.ndarray]]:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from facetransfer.config import ReportConfig
-from facetransfer.names import freeze_name
+from facetransfer.names import MASKING_METHODS, freeze_name
 from facetransfer.report import html
 from facetransfer.stages.attention_study import OUTPUTS as ATTENTION
 from facetransfer.stages.cka import OUTPUTS as CKA
@@ -312,7 +312,7 @@ def _masking(read: _Reader, paths: StudyPaths) -> list[str]:
                              "kept pixels": list(summary["kept_fraction"].values())})
         parts += [fmt.text(f"{summary['images']} training images masked; the trainer got "
                            f"{summary['trainer_accuracy']:.3f} of them right."), fmt.table(kept)]
-    for method in ("negative", "mean", "perceptive"):
+    for method in MASKING_METHODS:
         parts.append(read.figure(paths.file(MASK, "sample", method=method),
                                  f"{method} masking: original | mask | masked"))
     table = read.csv(paths.file(TRAINEE, "summary"))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facetransfer import tracking
+from facetransfer import launch, tracking
 from facetransfer.cli.app import err_console
 from facetransfer.fsutil import check_outputs, write_json_atomic
 from facetransfer.names import MODEL_FILE, PREDICTIONS_FILE
@@ -122,6 +122,19 @@ def finish(trained: Trained, classes: tuple[str, ...], out: Path, metrics: Path,
 def check_training_outputs(out: Path, metrics: Path, plots: Path, run_id: Path, checkpoint: Path) -> None:
     """Every output of a training command can be written: checked before the training, not after it."""
     check_outputs(folders=[out, plots], files=[metrics, run_id, checkpoint])
+
+
+def torchrun_if_asked(params: Path) -> None:
+    """Rerun this command under torchrun when the params' `distributed` section asks for several processes
+    (launch.relaunch_under_torchrun); under torchrun, or with one process asked for, go on here."""
+    from facetransfer.config import load_section
+
+    launch.relaunch_under_torchrun(load_section(params, "distributed"))
+
+
+def writes() -> bool:
+    """True in the process that writes the model and logs the run: all but rank 0 stop after training."""
+    return launch.is_main()
 
 
 def run_tags(stage: str, **extra) -> dict:

@@ -63,12 +63,14 @@ def epoch_reporter(title: str, epochs: int, run: tracking.RunLogger) -> Iterator
         yield report
 
 
-def save_model(saved: dict, path: Path) -> None:
-    """torch.save through a .partial file: a model.pt is either whole or absent."""
+def save_model(saved: dict, path: Path, partial: Path | None = None) -> None:
+    """torch.save through a temporary file (`partial`, default <name>.partial): a model file is either whole or
+    absent. torch names the archive inside the file after the file it writes, so the temporary name is part of
+    the file's bytes: the controls' fine_tuned.pt goes through fine_tuned.partial, as it always has."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
+    tmp = partial if partial is not None else path.with_name(path.name + ".partial")
     torch.save(saved, tmp)
     tmp.replace(path)
 

@@ -103,7 +103,7 @@ def run(cfg: ControlsConfig, chosen: Plan, source: Path, data: Path, heads_data:
     the pain models' heads read theirs). Returns the head-retrained model (recipes.Trained)."""
     tuned = run_fine_tune(chosen, source, data, checkpoint, on_epoch=on_epoch)
     if writes():
-        save_model(tuned.saved, fine_tuned)
+        save_model(tuned.saved, fine_tuned, fine_tuned.with_suffix(".partial"))  # archive "fine_tuned/"
     if launch.current().distributed:
         from facetransfer.training import ddp
 

@@ -386,8 +386,28 @@ class RetrainEmotionConfig(_SeedPerRun, HeadSettings):
     """`retrain_emotion`: conv of a pain model frozen, a new 8-class head trained on emotions."""
 
 
+class DistributedConfig(Frozen):
+    """`distributed`: how many processes train one model (data parallel: torch DistributedDataParallel under
+    torchrun; docs/scaling.md). The training commands rerun themselves under torchrun when more than one is
+    asked for. Each process takes batch_size / (nproc_per_node x nnodes) images of every batch: the global
+    batch, and the images of each epoch, stay those of the one-process run."""
+
+    nproc_per_node: int = Field(1, ge=1)  # processes per machine: one per GPU (or a few CPU processes)
+    # Machines; above 1, every one runs the same command with the same params, and its environment says which
+    # it is: PET_NODE_RANK=0 on the machine that writes the outputs (and runs dvc), 1.. on the others.
+    nnodes: int = Field(1, ge=1)
+    rdzv_endpoint: str = ""  # host:port on machine 0 where the others meet it, when nnodes > 1
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "DistributedConfig":
+        if self.nnodes > 1 and ":" not in self.rdzv_endpoint:
+            raise ValueError(f"rdzv_endpoint must be host:port when nnodes is {self.nnodes}, got "
+                             f"{self.rdzv_endpoint!r}")
+        return self
+
+
 SECTIONS.update({"study": StudyConfig, "train_emotion": TrainEmotionConfig, "train_pain": TrainPainConfig,
-                 "retrain_emotion": RetrainEmotionConfig})
+                 "retrain_emotion": RetrainEmotionConfig, "distributed": DistributedConfig})
 
 
 class ForgettingConfig(Frozen):

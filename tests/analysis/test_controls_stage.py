@@ -28,6 +28,8 @@ PARAMS = """controls:
   workers: 1
   extra_negative_seeds: [7]
   extra_positive_seeds: [8]
+distributed:
+  nproc_per_node: 1
 """
 
 

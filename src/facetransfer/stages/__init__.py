@@ -27,3 +27,7 @@ which parses, calls `run`, writes the files and logs the MLflow run.
 
 Shared: _training.py (what the training commands write), outputs.py (OUTPUTS), ../names.py (model names).
 """
+
+# The stage modules register their commands on the app of facetransfer.cli, whose package imports every stage
+# module: importing it first lets a stage module be imported on its own (a test, a script) without a cycle.
+import facetransfer.cli  # noqa: E402, F401

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from facetransfer import tracking
+from facetransfer import launch, tracking
 from facetransfer.cli.app import err_console
 from facetransfer.fsutil import check_outputs, write_json_atomic
 from facetransfer.names import MODEL_FILE, PREDICTIONS_FILE
@@ -63,12 +63,14 @@ def epoch_reporter(title: str, epochs: int, run: tracking.RunLogger) -> Iterator
         yield report
 
 
-def save_model(saved: dict, path: Path) -> None:
-    """torch.save through a .partial file: a model.pt is either whole or absent."""
+def save_model(saved: dict, path: Path, partial: Path | None = None) -> None:
+    """torch.save through a temporary file (`partial`, default <name>.partial): a model file is either whole or
+    absent. torch names the archive inside the file after the file it writes, so the temporary name is part of
+    the file's bytes: the controls' fine_tuned.pt goes through fine_tuned.partial, as it always has."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
+    tmp = partial if partial is not None else path.with_name(path.name + ".partial")
     torch.save(saved, tmp)
     tmp.replace(path)
 
@@ -122,6 +124,19 @@ def finish(trained: Trained, classes: tuple[str, ...], out: Path, metrics: Path,
 def check_training_outputs(out: Path, metrics: Path, plots: Path, run_id: Path, checkpoint: Path) -> None:
     """Every output of a training command can be written: checked before the training, not after it."""
     check_outputs(folders=[out, plots], files=[metrics, run_id, checkpoint])
+
+
+def torchrun_if_asked(params: Path) -> None:
+    """Rerun this command under torchrun when the params' `distributed` section asks for several processes
+    (launch.relaunch_under_torchrun); under torchrun, or with one process asked for, go on here."""
+    from facetransfer.config import load_section
+
+    launch.relaunch_under_torchrun(load_section(params, "distributed"))
+
+
+def writes() -> bool:
+    """True in the process that writes the model and logs the run: all but rank 0 stop after training."""
+    return launch.is_main()
 
 
 def run_tags(stage: str, **extra) -> dict:

@@ -30,7 +30,9 @@ from facetransfer.stages._training import (
     epoch_reporter,
     finish,
     run_tags,
+    torchrun_if_asked,
     training_outputs,
+    writes,
 )
 
 DVC_STAGES = ("retrain-emotion",)
@@ -63,6 +65,7 @@ def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metr
     from facetransfer.training.recipes import PAIN_MODEL, load_model
 
     with user_errors():
+        torchrun_if_asked(params)
         cfg = load_section(params, "retrain_emotion").with_seed(seed)
         check_training_outputs(out, metrics, plots, run_id, checkpoint)
         source_freeze = load_model(source, PAIN_MODEL)[1].get("freeze_blocks")
@@ -74,5 +77,7 @@ def retrain_emotion(source: SourceOption, data: DataOption, out: OutOption, metr
                 epoch_reporter(f"retrain-emotion {name} seed {seed}", cfg.epochs, logged) as report:
             logged.log_data_input(data, context="training")
             trained = run(cfg, source, data, checkpoint, on_epoch=report)
+            if not writes():
+                return  # rank 0 writes and logs
             numbers = finish(trained, EMOTIONS, out, metrics, plots, run_id, logged, checkpoint)
     typer.echo(f"{name} seed {seed}: emotion test macro recall after retraining {numbers['recall']['macro']:.3f}")

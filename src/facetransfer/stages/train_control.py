@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from facetransfer import tracking
+from facetransfer import launch, tracking
 from facetransfer.cli.app import ParamsOption, app, user_errors
 from facetransfer.config import ControlsConfig, load_section
 from facetransfer.fsutil import check_outputs
@@ -32,6 +32,8 @@ from facetransfer.stages._training import (
     epoch_reporter,
     finish,
     save_model,
+    torchrun_if_asked,
+    writes,
 )
 from facetransfer.stages.outputs import Outputs
 
@@ -100,7 +102,12 @@ def run(cfg: ControlsConfig, chosen: Plan, source: Path, data: Path, heads_data:
     """Both steps; the fine-tuned model is saved to `fine_tuned` in between (step 2 reads it as a model file, as
     the pain models' heads read theirs). Returns the head-retrained model (recipes.Trained)."""
     tuned = run_fine_tune(chosen, source, data, checkpoint, on_epoch=on_epoch)
-    save_model(tuned.saved, fine_tuned)
+    if writes():
+        save_model(tuned.saved, fine_tuned, fine_tuned.with_suffix(".partial"))  # archive "fine_tuned/"
+    if launch.current().distributed:
+        from facetransfer.training import ddp
+
+        ddp.barrier()  # every process reads the file rank 0 wrote
     typer.echo(f"{chosen.name}: fine-tuned (best epoch {tuned.saved['best_epoch']}); retraining the head", err=True)
     return run_head(cfg, fine_tuned, heads_data)
 
@@ -129,6 +136,7 @@ def train_control(
     from facetransfer.data.labels import EMOTIONS
 
     with user_errors():
+        torchrun_if_asked(params)
         cfg = load_section(params, "controls")
         chosen = plan(cfg, suppressed_au, negative, seed)
         if not negative:
@@ -141,5 +149,7 @@ def train_control(
             logged.log_data_input(data, context="training")
             logged.log_data_input(heads_data, context="head retraining")
             headed = run(cfg, chosen, source, data, heads_data, OUTPUTS.file("fine_tuned", out), checkpoint, report)
+            if not writes():
+                return  # rank 0 writes and logs
             numbers = finish(headed, EMOTIONS, out, metrics, out / "head", run_id, logged, checkpoint)
     typer.echo(f"{chosen.name}: emotion test macro recall after head retraining {numbers['recall']['macro']:.3f}")

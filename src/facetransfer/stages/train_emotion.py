@@ -25,7 +25,9 @@ from facetransfer.stages._training import (
     epoch_reporter,
     finish,
     run_tags,
+    torchrun_if_asked,
     training_outputs,
+    writes,
 )
 
 DVC_STAGES = ("train-emotion",)
@@ -52,6 +54,7 @@ def train_emotion(data: DataOption, out: OutOption, metrics: MetricsOption, plot
     from facetransfer.data.labels import EMOTIONS
 
     with user_errors():
+        torchrun_if_asked(params)
         cfg = load_section(params, "train_emotion")
         check_training_outputs(out, metrics, plots, run_id, checkpoint)
         with tracking.start_run("facetransfer", "train-emotion", params=cfg.model_dump(mode="json"),
@@ -59,6 +62,8 @@ def train_emotion(data: DataOption, out: OutOption, metrics: MetricsOption, plot
                 epoch_reporter("train-emotion", cfg.epochs, logged) as report:
             logged.log_data_input(data, context="training")
             trained = run(cfg, data, checkpoint, on_epoch=report)
+            if not writes():
+                return  # rank 0 writes and logs
             numbers = finish(trained, EMOTIONS, out, metrics, plots, run_id, logged, checkpoint)
     typer.echo(f"emotion test macro recall {numbers['recall']['macro']:.3f} (best epoch {numbers['best_epoch']})")
 

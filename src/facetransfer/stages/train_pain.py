@@ -30,7 +30,9 @@ from facetransfer.stages._training import (
     epoch_reporter,
     finish,
     run_tags,
+    torchrun_if_asked,
     training_outputs,
+    writes,
 )
 
 DVC_STAGES = ("train-pain",)
@@ -63,6 +65,7 @@ def train_pain(source: SourceOption, data: DataOption, freeze_blocks: FreezeOpti
     from facetransfer.data.labels import PAIN_CLASSES
 
     with user_errors():
+        torchrun_if_asked(params)
         cfg = load_section(params, "train_pain").with_seed(seed)
         check_training_outputs(out, metrics, plots, run_id, checkpoint)
         name = freeze_label(freeze_blocks)
@@ -72,6 +75,8 @@ def train_pain(source: SourceOption, data: DataOption, freeze_blocks: FreezeOpti
                 epoch_reporter(f"train-pain {name} seed {seed}", cfg.epochs, logged) as report:
             logged.log_data_input(data, context="training")
             trained = run(cfg, source, data, freeze_blocks, checkpoint, on_epoch=report)
+            if not writes():
+                return  # rank 0 writes and logs
             numbers = finish(trained, PAIN_CLASSES, out, metrics, plots, run_id, logged, checkpoint)
     typer.echo(f"{name} seed {seed}: pain test macro recall {numbers['recall']['macro']:.3f}, "
                f"accuracy {numbers['accuracy']:.3f}")

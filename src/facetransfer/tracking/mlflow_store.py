@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 import yaml
 
+from facetransfer import launch
 from facetransfer.config import ConfigError
 from facetransfer.fsutil import read_yaml, write_json_atomic
 
@@ -291,6 +292,19 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
 
 
+class SilentRun(RunLogger):
+    """What `start_run` hands the processes other than rank 0 under torchrun: takes every call, logs nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(run_id="")
+        self._open = False
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("run_id", "_open") or name.startswith("__"):
+            return object.__getattribute__(self, name)
+        return lambda *args, **kwargs: None
+
+
 @contextmanager
 def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | None = None,
               tags: Mapping[str, Any] | None = None, uri: str | None = None,
@@ -304,6 +318,9 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     The run ends FINISHED, or FAILED if the body raises (KILLED on Ctrl-C or SIGTERM);
     the exception propagates either way.
     """
+    if not launch.is_main():  # torchrun's other processes: rank 0 alone keeps the record
+        yield SilentRun()
+        return
     import mlflow
 
     uri = uri or tracking_uri()

@@ -29,12 +29,16 @@ import torch
 from sklearn.metrics import recall_score
 from torch import nn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from facetransfer import launch
 from facetransfer.config import ConfigError, Precision, TrainingDiverged, TrainSettings
+from facetransfer.launch import Process
+from facetransfer.training import ddp
 from facetransfer.training.data import normalize
 
 EpochCallback = Callable[[dict], None]
+ONE_PROCESS = Process()  # not started by torchrun
 
 
 @dataclass
@@ -173,16 +177,27 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, op
 
 def run_epoch(model: nn.Module, train_set: Dataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, seed: int,
               epoch: int, batch_size: int, device: torch.device, dtype: torch.dtype | None, section: str,
-              lr_key: str = "optimizer.lr", workers: int = 0, pin_memory: bool = False) -> float:
+              lr_key: str = "optimizer.lr", workers: int = 0, pin_memory: bool = False,
+              process: Process | None = None) -> float:
     """Epoch `epoch` (0-based) of a seeded run: torch reseeded and the data shuffled from (seed, epoch), each
     sample augmented from (seed, epoch, index); one `train_one_epoch`; a non-finite loss stops the run (naming
-    `section`.`lr_key`). Returns the mean training loss. `fit` and the attention study train through it."""
+    `section`.`lr_key`). Returns the mean training loss. `fit` and the attention study train through it.
+    Under torchrun (`process` distributed, `model` wrapped in DDP) this process trains on its share of every
+    batch of the same shuffle (training.ddp) and the loss is the mean over every process's images."""
     generator = seed_epoch(seed, epoch)
     if hasattr(train_set, "set_epoch"):
         train_set.set_epoch(epoch)  # before the loader forks its workers
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator, num_workers=workers,
-                        pin_memory=pin_memory)
-    train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device, dtype)
+    if process is not None and process.distributed:
+        share = ddp.RankShare(ddp.epoch_batches(len(train_set), batch_size, generator), process.rank,
+                              process.world_size)
+        loader = DataLoader(train_set, batch_sampler=share, generator=generator, num_workers=workers,
+                            pin_memory=pin_memory)
+        train_loss = ddp.mean_over_processes(train_one_epoch(model, loader, loss_fn, optimizer, device, dtype),
+                                             share.samples, device)
+    else:
+        loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator, num_workers=workers,
+                            pin_memory=pin_memory)
+        train_loss = train_one_epoch(model, loader, loss_fn, optimizer, device, dtype)
     check_finite(train_loss, epoch, section, lr_key)
     return train_loss
 
@@ -246,21 +261,27 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.n
 def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.ndarray, loss_fn: nn.Module,
          settings: TrainSettings, n_classes: int, checkpoint: Path | None, run_key: str,
          on_epoch: EpochCallback | None, section: str) -> FitResult:
+    process = launch.current()
     device = resolve_device(settings.device)
+    if process.distributed:
+        ddp.check_batch_size(settings.batch_size, process, section)
+        device = ddp.ensure_process_group(process, device)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings)
     scheduler = make_scheduler(optimizer, settings)
     dtype, workers = training_dtype(settings.precision, device), loader_workers(settings.loader_workers, device)
-    state = _resume(checkpoint, run_key, model, optimizer, scheduler)
+    state = _resume(checkpoint, run_key, model, optimizer, scheduler, process)
+    stepped = ddp.wrap(model, device) if process.distributed else model  # the model the steps go through
     for epoch in range(state["epoch"], settings.epochs):
         if plateaued(state["epoch"], state["best_epoch"], settings.patience):
             break
         start = time.perf_counter()
-        train_loss = run_epoch(model, train_set, loss_fn, optimizer, settings.seed, epoch, settings.batch_size, device,
-                               dtype, section, workers=workers, pin_memory=device.type == "cuda")
-        val_pred = predict(model, val_set, settings.batch_size, device).argmax(1)
+        train_loss = run_epoch(stepped, train_set, loss_fn, optimizer, settings.seed, epoch, settings.batch_size,
+                               device, dtype, section, workers=workers, pin_memory=device.type == "cuda",
+                               process=process)
+        val_pred = _validate(model, val_set, settings.batch_size, device, process).argmax(1)
         score = macro_recall(val_labels, val_pred, n_classes)
         if scheduler is not None:
             scheduler.step(score)
@@ -270,11 +291,24 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset, val_labels: np.
                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
         state["history"].append(record)
         state["epoch"] = epoch + 1
-        if checkpoint is not None:
+        if checkpoint is not None and process.is_main:  # one writer
             _save(checkpoint, run_key, model, optimizer, scheduler, state)
-        if on_epoch:
+        if process.distributed:
+            ddp.barrier()  # no process runs ahead of the checkpoint a resumed run would start from
+        if on_epoch and process.is_main:
             on_epoch(record)
     return FitResult(state["best_state"], state["best_epoch"], state["best_score"], state["history"])
+
+
+def _validate(model: nn.Module, val_set: Dataset, batch_size: int, device: torch.device,
+              process: Process) -> np.ndarray:
+    """Class probabilities (N, C) of the validation set; under torchrun each process predicts every w-th image
+    with rank 0's batch-norm statistics and all get every prediction (so they agree on the best epoch)."""
+    if not process.distributed:
+        return predict(model, val_set, batch_size, device)
+    ddp.sync_buffers(model)
+    rows = np.arange(process.rank, len(val_set), process.world_size)
+    return ddp.gather_rows(predict(model, Subset(val_set, rows.tolist()), batch_size, device), rows, len(val_set))
 
 
 def plateaued(epochs_done: int, best_epoch: int, patience: int) -> bool:
@@ -291,16 +325,14 @@ def _fresh_state() -> dict:
 
 
 def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: ReduceLROnPlateau | None) -> dict:
-    if checkpoint is None or not checkpoint.is_file():
+            scheduler: ReduceLROnPlateau | None, process: Process = ONE_PROCESS) -> dict:
+    """The state to go on from: the checkpoint's (this run_key's), or a fresh one. Under torchrun rank 0 reads
+    the file and every process gets its contents (the machines need not share a disk)."""
+    saved = _read_checkpoint(checkpoint, run_key) if process.is_main else None
+    if process.distributed:
+        saved = ddp.from_main(saved)
+    if saved is None:
         return _fresh_state()
-    try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load raises many types on a truncated file: all mean "cannot resume"
-        _move_aside(checkpoint, err)
-        return _fresh_state()
-    if not isinstance(saved, dict) or saved.get("run_key") != run_key:
-        return _fresh_state()  # a checkpoint of another configuration: start over
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if scheduler is not None:
@@ -308,6 +340,21 @@ def _resume(checkpoint: Path | None, run_key: str, model: nn.Module, optimizer: 
     state = {k: saved[k] for k in _fresh_state()}
     state["history"] = [dict(r) for r in state["history"]]
     return state
+
+
+def _read_checkpoint(checkpoint: Path | None, run_key: str) -> dict | None:
+    """The checkpoint of this run_key; None when there is none, it is unreadable (moved aside) or it is another
+    configuration's."""
+    if checkpoint is None or not checkpoint.is_file():
+        return None
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types on a truncated file: all mean "cannot resume"
+        _move_aside(checkpoint, err)
+        return None
+    if not isinstance(saved, dict) or saved.get("run_key") != run_key:
+        return None  # a checkpoint of another configuration: start over
+    return saved
 
 
 def _move_aside(checkpoint: Path, err: Exception) -> None:

@@ -82,26 +82,14 @@ def _check_data(data: Path, heads_data: Path, au: int) -> None:
                      str(data / "index.csv"))
 
 
-def run_fine_tune(plan_: Plan, source: Path, data: Path, checkpoint: Path | None = None, on_epoch=None):
-    """Step 1: the emotion model fine-tuned, every block, on --data (recipes.Trained)."""
-    from facetransfer.training import recipes
-
-    return recipes.fine_tune_emotion(source, data, plan_.fine_tune, checkpoint, on_epoch=on_epoch)
-
-
-def run_head(cfg: ControlsConfig, fine_tuned: Path, heads_data: Path):
-    """Step 2: the fine-tuned model's head retrained on the unmodified data, as the pain models' heads are."""
-    from facetransfer.training import recipes
-
-    return recipes.retrain_emotion(fine_tuned, heads_data, cfg.head, section="controls.head",
-                                   source_stages=recipes.FINE_TUNED)
-
-
 def run(cfg: ControlsConfig, chosen: Plan, source: Path, data: Path, heads_data: Path, fine_tuned: Path,
         checkpoint: Path | None = None, on_epoch=None):
     """Both steps; the fine-tuned model is saved to `fine_tuned` in between (step 2 reads it as a model file, as
     the pain models' heads read theirs). Returns the head-retrained model (recipes.Trained)."""
-    tuned = run_fine_tune(chosen, source, data, checkpoint, on_epoch=on_epoch)
+    from facetransfer.training import recipes
+
+    # Step 1: the emotion model fine-tuned, every block, on --data.
+    tuned = recipes.fine_tune_emotion(source, data, chosen.fine_tune, checkpoint, on_epoch=on_epoch)
     if writes():
         save_model(tuned.saved, fine_tuned, fine_tuned.with_suffix(".partial"))  # archive "fine_tuned/"
     if launch.current().distributed:
@@ -109,7 +97,9 @@ def run(cfg: ControlsConfig, chosen: Plan, source: Path, data: Path, heads_data:
 
         ddp.barrier()  # every process reads the file rank 0 wrote
     typer.echo(f"{chosen.name}: fine-tuned (best epoch {tuned.saved['best_epoch']}); retraining the head", err=True)
-    return run_head(cfg, fine_tuned, heads_data)
+    # Step 2: its head retrained on the unmodified data, as the pain models' heads are.
+    return recipes.retrain_emotion(fine_tuned, heads_data, cfg.head, section="controls.head",
+                                   source_stages=recipes.FINE_TUNED)
 
 
 @app.command("train-control")

@@ -9,6 +9,8 @@ write a file or log to MLflow, so that one process, rank 0, writes everything.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -16,6 +18,8 @@ from facetransfer.config import ConfigError, DistributedConfig
 
 # Set in every process torchrun starts; its absence means this command was started by hand (or by DVC).
 WORKER_ENV = "LOCAL_RANK"
+# What a user or DVC sends to stop a command (Ctrl-C, `kill`, a closed terminal): passed on to torchrun.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,34 @@ def torchrun_command(cfg: DistributedConfig, argv: list[str]) -> list[str] | Non
 
 
 def relaunch_under_torchrun(cfg: DistributedConfig) -> None:
-    """Replace this process by torchrun running the same command (sys.argv) when the params ask for several
-    processes; return (and run in this process) otherwise. torchrun's exit status becomes the command's."""
+    """Run this same command (sys.argv) under torchrun when the params ask for several processes, and exit
+    with torchrun's status; return (and run in this process) otherwise."""
     command = torchrun_command(cfg, sys.argv[1:])
     if command is None:
         return
     print(f"facetransfer: {cfg.nproc_per_node} processes per machine on {cfg.nnodes} machine(s): "
           + " ".join(command[2:]), file=sys.stderr, flush=True)
     sys.stdout.flush()
-    os.execv(command[0], command)
+    raise SystemExit(run_passing_signals_on(command))
+
+
+def run_passing_signals_on(command: list[str]) -> int:
+    """Run `command` as a child until it exits and return its exit status (128 + N if signal N killed it, as a
+    shell reports it); SIGINT, SIGTERM and SIGHUP sent to this process are passed on to it.
+
+    A child, not os.execv: under `facetransfer warm` this process is a fork of the warm server whose socket
+    (close-on-exec) reports the exit code to DVC's client. An exec closed it, the client reported "died in
+    the warm server without an exit code" and DVC failed the stage while torchrun went on training.
+    """
+    child = subprocess.Popen(command)
+
+    def pass_on(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in FORWARDED_SIGNALS}
+    try:
+        status = child.wait()  # a handled signal does not end the wait (PEP 475): torchrun decides
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - status if status < 0 else status

@@ -21,6 +21,7 @@ from facetransfer import launch
 from facetransfer.config import ConfigError, DistributedConfig
 from facetransfer.training import ddp
 from facetransfer.training.loop import seed_epoch
+from facetransfer.warm import ENV as WARM_ENV
 from tests.conftest import SMOKE_PARAMS, write_prepared
 
 
@@ -95,27 +96,36 @@ EXACT = {"width": 0.0625, "batch_norm": False, "dropout": 0.0}
 
 
 def _params(tmp: Path, nproc: int = 1, epochs: int = 2) -> Path:
+    """Smoke params made exact (EXACT, float32, unweighted losses, 1 thread) for the three training stages."""
     params = yaml.safe_load(SMOKE_PARAMS.read_text())
-    params["train_emotion"] |= {"model": EXACT, "epochs": epochs, "batch_size": 16, "threads": 1, "device": "cpu",
-                                "loader_workers": 0, "patience": 0, "precision": "float32",
-                                "loss": {"gamma": 2.0, "class_balance_beta": 0.0}}
+    exact = {"epochs": epochs, "batch_size": 16, "threads": 1, "device": "cpu", "loader_workers": 0,
+             "precision": "float32", "loss": {"gamma": 2.0, "class_balance_beta": 0.0}}
+    params["train_emotion"] |= exact | {"model": EXACT, "patience": 0}
+    params["train_pain"] |= exact  # the model (no batch norm, no dropout) comes from the source
+    params["retrain_emotion"] |= exact  # flip-only augmentation: the cached-feature head
     params["distributed"]["nproc_per_node"] = nproc
     path = tmp / f"params_{nproc}_{epochs}.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
 
 
-def _train(tmp: Path, data: Path, params: Path, name: str, torchrun: int | None = None, wait: bool = True):
-    """`facetransfer train-emotion` in a subprocess (under torchrun with `torchrun` processes if given)."""
-    args = ["train-emotion", "--data", str(data), "--out", str(tmp / name / "model"), "--metrics",
+def _train(tmp: Path, data: Path, params: Path, name: str, torchrun: int | None = None, wait: bool = True,
+           stage: str = "train-emotion", extra: tuple[str, ...] = ()):
+    """`facetransfer <stage>` in a subprocess (under torchrun with `torchrun` processes if given)."""
+    args = [stage, "--data", str(data), *extra, "--out", str(tmp / name / "model"), "--metrics",
             str(tmp / name / "metrics.json"), "--plots", str(tmp / name / "plots"), "--run-id",
             str(tmp / name / "run.json"), "--checkpoint", str(tmp / name / "checkpoint.pt"), "--params", str(params)]
-    command = [sys.executable, "-m", "facetransfer.cli", *args]
+    return _start(tmp, ["-m", "facetransfer.cli", *args], torchrun, wait)
+
+
+def _start(tmp: Path, command: list[str], torchrun: int | None, wait: bool):
+    """`python <command>` in tmp with the MLflow store tmp/mlflow.db, outside any torchrun environment."""
+    command = [sys.executable, *command]
     if torchrun:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}",
-                   "-m", "facetransfer.cli", *args]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", launch.WORKER_ENV)}
-    env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
+        command[1:1] = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", launch.WORKER_ENV, WARM_ENV)}
+    env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "OMP_NUM_THREADS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
     process = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     if not wait:
@@ -129,6 +139,14 @@ def _weights(folder: Path) -> dict:
     return torch.load(folder / "model" / "model.pt", weights_only=True)["state_dict"]
 
 
+def _assert_same_weights(folder: Path, other: Path) -> None:
+    """Equal to float summation order: each step's gradient is the sum of the processes' slices."""
+    one, two = _weights(folder), _weights(other)
+    assert one.keys() == two.keys()
+    for key in one:
+        assert torch.allclose(one[key], two[key], rtol=1e-4, atol=1e-6), key
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same training in one process and in two (torchrun), the data tiny and random."""
@@ -140,10 +158,7 @@ def runs(tmp_path_factory):
 
 
 def test_two_processes_end_with_the_one_process_weights(runs):
-    one, two = _weights(runs / "one"), _weights(runs / "two")
-    assert one.keys() == two.keys()
-    for key in one:  # float summation order only: the gradients of 8 + 8 images summed in two processes
-        assert torch.allclose(one[key], two[key], rtol=1e-4, atol=1e-6), key
+    _assert_same_weights(runs / "one", runs / "two")  # the gradients of 8 + 8 images summed in two processes
     metrics = [json.loads((runs / n / "metrics.json").read_text()) for n in ("one", "two")]
     assert metrics[0]["val_macro_recall"] == pytest.approx(metrics[1]["val_macro_recall"], abs=1e-9)
 
@@ -162,8 +177,47 @@ def test_two_processes_leave_one_set_of_outputs_and_one_mlflow_run(runs):
 def test_the_params_relaunch_the_command_under_torchrun(runs):
     out = _train(runs, runs / "data", _params(runs, nproc=2), "relaunched")
     assert "2 processes per machine" in out
-    one, relaunched = _weights(runs / "one"), _weights(runs / "relaunched")
-    assert all(torch.allclose(one[k], relaunched[k], rtol=1e-4, atol=1e-6) for k in one)
+    _assert_same_weights(runs / "one", runs / "relaunched")
+
+
+def test_the_relaunch_reports_to_dvc_through_the_warm_server(runs):
+    """Under `facetransfer warm` (how `make repro` runs the stages) the relaunching command is a fork of the
+    warm server: its exit status must reach the client only once torchrun has finished."""
+    params = _params(runs, nproc=2)
+    out = _start(runs, ["-m", "facetransfer.cli", "warm", "--", "facetransfer", "train-emotion", "--data",
+                        str(runs / "data"), "--out", str(runs / "warm" / "model"), "--metrics",
+                        str(runs / "warm" / "metrics.json"), "--plots", str(runs / "warm" / "plots"), "--run-id",
+                        str(runs / "warm" / "run.json"), "--checkpoint", str(runs / "warm" / "checkpoint.pt"),
+                        "--params", str(params)], torchrun=None, wait=True)
+    assert "2 processes per machine" in out and "without an exit code" not in out
+    _assert_same_weights(runs / "one", runs / "warm")
+    assert (runs / "warm" / "metrics.json").exists()  # written before `warm` returned
+
+
+@pytest.fixture(scope="module")
+def pain_runs(runs):
+    """FreezeB2 fine-tuned from the one-process source model, in one process and in two; then the emotion
+    head retrained on each (cached features: the frozen conv runs once per image and mirror)."""
+    pain = write_prepared(runs / "pain_data", seed=1, n_classes=2)
+    source = ("--source", str(runs / "one" / "model" / "model.pt"), "--freeze-blocks", "2")
+    for name, torchrun in (("pain_one", None), ("pain_two", 2)):
+        _train(runs, pain, _params(runs), name, torchrun, stage="train-pain", extra=source)
+        head_source = ("--source", str(runs / name / "model" / "model.pt"))
+        _train(runs, runs / "data", _params(runs), f"head_{name}", torchrun, stage="retrain-emotion",
+               extra=head_source)
+    return runs
+
+
+def test_train_pain_in_two_processes_ends_with_the_one_process_weights(pain_runs):
+    _assert_same_weights(pain_runs / "pain_one", pain_runs / "pain_two")
+    frozen = [k for k in _weights(pain_runs / "pain_two") if k.startswith("features.0.")]
+    assert frozen  # block 1's conv: frozen, so equal to the source's in both
+    source = _weights(pain_runs / "one")
+    assert all(torch.equal(source[k], _weights(pain_runs / "pain_two")[k]) for k in frozen)
+
+
+def test_retrain_emotion_in_two_processes_ends_with_the_one_process_head(pain_runs):
+    _assert_same_weights(pain_runs / "head_pain_one", pain_runs / "head_pain_two")
 
 
 def test_a_killed_two_process_run_resumes_to_the_uninterrupted_weights(runs):

@@ -194,6 +194,31 @@ def test_the_relaunch_reports_to_dvc_through_the_warm_server(runs):
     assert (runs / "warm" / "metrics.json").exists()  # written before `warm` returned
 
 
+def test_two_machines_train_as_one_and_only_machine_0_writes(runs):
+    """Two torchrun launchers of one process each, as two machines would run them (nnodes 2, a static
+    rendezvous, PET_NODE_RANK 0 and 1), here on one host: the 2-process weights, written by machine 0 alone."""
+    import socket
+
+    with socket.socket() as probe:  # a free port for machine 0's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    params = yaml.safe_load(_params(runs).read_text())
+    params["distributed"] |= {"nproc_per_node": 1, "nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{port}"}
+    path = runs / "params_two_machines.yaml"
+    path.write_text(yaml.safe_dump(params))
+    machines = []
+    for node in (0, 1):
+        os.environ["PET_NODE_RANK"] = str(node)  # what each machine's environment says
+        try:
+            machines.append(_train(runs, runs / "data", path, f"machine{node}", wait=False))
+        finally:
+            del os.environ["PET_NODE_RANK"]
+    outs = [m.communicate(timeout=600)[0] for m in machines]
+    assert [m.returncode for m in machines] == [0, 0], outs
+    _assert_same_weights(runs / "two", runs / "machine0")
+    assert not (runs / "machine1").exists()  # machine 1 trains and writes nothing
+
+
 @pytest.fixture(scope="module")
 def pain_runs(runs):
     """FreezeB2 fine-tuned from the one-process source model, in one process and in two; then the emotion

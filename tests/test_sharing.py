@@ -26,7 +26,7 @@ def repo(smoke_repo) -> Path:
 
 def _teammate_clone(a: Path, b: Path, remote_args: list[list[str]]) -> None:
     """What `git clone` of A gives a teammate: code, params, dvc.yaml/.lock, data.dvc and the
-    git-tracked (cache: false) outputs such as metrics and run ids; no DVC cache, no models."""
+    git-tracked (cache: false) outputs such as metrics and plot data; no DVC cache, no models, no run ids."""
     from dvc.repo import Repo
 
     with Repo(str(a)) as repo:
@@ -56,7 +56,7 @@ def _pull_and_check(b: Path, env: dict[str, str] | None = None) -> None:
 def test_a_teammate_pulls_everything_from_a_local_remote(repo, tmp_path):
     store = tmp_path / "store"
     _run(repo, "dvc", "remote", "add", "--local", "-f", "team", str(store))
-    _run(repo, "dvc", "push", "--run-cache", "-q", "-r", "team")
+    _run(repo, "facetransfer", "share", "--remote", "team")
     b = tmp_path / "b"
     b.mkdir()
     _teammate_clone(repo, b, [["add", "-d", "team", str(store)]])

@@ -120,5 +120,6 @@ def main() -> None:
         print("targets: torchrun with 1 process / plain >= 0.95; several processes: a measurement "
               f"(against plain with {args.threads} threads)")
 
+
 if __name__ == "__main__":
     main()

@@ -4,7 +4,9 @@ instead of running it again; `dvc push --run-cache` alone sends the record witho
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,15 +80,10 @@ def test_dvc_push_run_cache_alone_leaves_the_teammate_to_train_again(trained, tm
 
 def test_an_unknown_remote_is_one_line(trained):
     a, _, _ = trained
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # this venv's facetransfer
     done = subprocess.run(["facetransfer", "share", "--remote", "nowhere"], cwd=a, capture_output=True, text=True,
-                          env=_path_env())
+                          env={**os.environ, "PATH": path})
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: dvc:") and "nowhere" in lines[0], done.stderr
 
-
-def _path_env() -> dict[str, str]:
-    import os
-    import sys
-
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -110,22 +110,19 @@ def _params(tmp: Path, nproc: int = 1, epochs: int = 2) -> Path:
 
 
 def _train(tmp: Path, data: Path, params: Path, name: str, torchrun: int | None = None, wait: bool = True,
-           stage: str = "train-emotion", extra: tuple[str, ...] = ()):
-    """`facetransfer <stage>` in a subprocess (under torchrun with `torchrun` processes if given)."""
+           stage: str = "train-emotion", extra: tuple[str, ...] = (), warm: bool = False,
+           env_extra: dict[str, str] | None = None):
+    """`facetransfer <stage>` in a subprocess (under torchrun with `torchrun` processes if given; through the
+    warm server of `facetransfer warm`, as `make repro` runs it, if `warm`)."""
     args = [stage, "--data", str(data), *extra, "--out", str(tmp / name / "model"), "--metrics",
             str(tmp / name / "metrics.json"), "--plots", str(tmp / name / "plots"), "--run-id",
             str(tmp / name / "run.json"), "--checkpoint", str(tmp / name / "checkpoint.pt"), "--params", str(params)]
-    return _start(tmp, ["-m", "facetransfer.cli", *args], torchrun, wait)
-
-
-def _start(tmp: Path, command: list[str], torchrun: int | None, wait: bool):
-    """`python <command>` in tmp with the MLflow store tmp/mlflow.db, outside any torchrun environment."""
-    command = [sys.executable, *command]
+    command = [sys.executable, "-m", "facetransfer.cli", *(["warm", "--", "facetransfer"] if warm else []), *args]
     if torchrun:
         command[1:1] = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", launch.WORKER_ENV, WARM_ENV)}
     env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", "OMP_NUM_THREADS": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", **(env_extra or {})}
     process = subprocess.Popen(command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     if not wait:
@@ -183,12 +180,7 @@ def test_the_params_relaunch_the_command_under_torchrun(runs):
 def test_the_relaunch_reports_to_dvc_through_the_warm_server(runs):
     """Under `facetransfer warm` (how `make repro` runs the stages) the relaunching command is a fork of the
     warm server: its exit status must reach the client only once torchrun has finished."""
-    params = _params(runs, nproc=2)
-    out = _start(runs, ["-m", "facetransfer.cli", "warm", "--", "facetransfer", "train-emotion", "--data",
-                        str(runs / "data"), "--out", str(runs / "warm" / "model"), "--metrics",
-                        str(runs / "warm" / "metrics.json"), "--plots", str(runs / "warm" / "plots"), "--run-id",
-                        str(runs / "warm" / "run.json"), "--checkpoint", str(runs / "warm" / "checkpoint.pt"),
-                        "--params", str(params)], torchrun=None, wait=True)
+    out = _train(runs, runs / "data", _params(runs, nproc=2), "warm", warm=True)
     assert "2 processes per machine" in out and "without an exit code" not in out
     _assert_same_weights(runs / "one", runs / "warm")
     assert (runs / "warm" / "metrics.json").exists()  # written before `warm` returned
@@ -206,13 +198,9 @@ def test_two_machines_train_as_one_and_only_machine_0_writes(runs):
     params["distributed"] |= {"nproc_per_node": 1, "nnodes": 2, "rdzv_endpoint": f"127.0.0.1:{port}"}
     path = runs / "params_two_machines.yaml"
     path.write_text(yaml.safe_dump(params))
-    machines = []
-    for node in (0, 1):
-        os.environ["PET_NODE_RANK"] = str(node)  # what each machine's environment says
-        try:
-            machines.append(_train(runs, runs / "data", path, f"machine{node}", wait=False))
-        finally:
-            del os.environ["PET_NODE_RANK"]
+    machines = [_train(runs, runs / "data", path, f"machine{node}", wait=False,
+                       env_extra={"PET_NODE_RANK": str(node)})  # what each machine's environment says
+                for node in (0, 1)]
     outs = [m.communicate(timeout=600)[0] for m in machines]
     assert [m.returncode for m in machines] == [0, 0], outs
     _assert_same_weights(runs / "two", runs / "machine0")
